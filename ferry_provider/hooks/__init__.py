@@ -1,0 +1,1 @@
+"""Storage hooks: one per store, all behind the interface in ``hooks.base``."""

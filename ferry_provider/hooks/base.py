@@ -1,0 +1,348 @@
+"""The storage interface every hook implements, and the values that cross it.
+
+No Airflow import here: the engine (``ferry_provider.transfer``) programs against this module
+alone, so it runs the same under tests, the CLI and operators. A store's quirks stay in its
+hook; ``Capabilities`` tells the engine what it may ask for, as rclone's backend features do.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import BinaryIO, Self
+
+from ferry_provider.hooks.errors import (
+    InvalidArgumentError,
+    InvalidRangeError,
+    SourceChangedError,
+    TransientError,
+    TruncatedBodyError,
+)
+from ferry_provider.hooks.url import ObjectURL, parse_url
+
+Body = bytes | bytearray | memoryview | BinaryIO
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a store can do; the engine reads these instead of testing the scheme."""
+
+    ranged_reads: bool = True
+    writable: bool = True
+    multipart_upload: bool = False  # S3-style create / upload part / complete / abort
+    part_copy: bool = False  # UploadPartCopy: a part taken server-side from another object
+    can_compose: bool = False  # join existing objects into a new one (GCS compose)
+    max_compose_sources: int = 0
+    server_side_copy: bool = False
+    min_part_size: int = 0
+    max_part_size: int = 0  # 0: no limit
+    max_parts: int = 0  # 0: no limit
+    max_single_put: int = 0  # 0: no limit
+    checksums: frozenset[str] = frozenset()  # digests the store keeps: crc32c, md5, crc64nvme
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What ``head`` and ``list`` know of one object. Digests are lower-case hex.
+
+    ``version`` is the S3 VersionId or the GCS generation. ``crc32c`` may end in ``-N`` when the
+    store only keeps a composite (per-part) value; ``checksum_type`` then says ``COMPOSITE``.
+    ``size`` is None only for an HTTP source that states no length.
+    """
+
+    url: str
+    size: int | None
+    etag: str | None = None
+    version: str | None = None
+    last_modified: datetime | None = None
+    content_type: str | None = None
+    md5: str | None = None
+    crc32c: str | None = None
+    crc64nvme: str | None = None
+    checksum_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict (datetimes as ISO 8601)."""
+        out = asdict(self)
+        if self.last_modified is not None:
+            out["last_modified"] = self.last_modified.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """One uploaded part of a multipart upload (1-based ``number``; ``crc32c`` in hex)."""
+
+    number: int
+    etag: str
+    size: int
+    crc32c: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """An unfinished multipart upload, as listed for resume and clean-up."""
+
+    url: str
+    upload_id: str
+    initiated: datetime | None
+
+
+_CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+
+
+def check_content_range(url: str, header: str | None, start: int, end: int | None, pin: ObjectInfo | None) -> int:
+    """Validate a 206 answer's Content-Range against the request; return the body length.
+
+    Servers that answer a range past the end with an empty 206 (or a range other than the one
+    asked for) are caught here, and a total size that differs from the pinned one means the
+    object changed under us even where the server ignores our precondition headers.
+    """
+    match = _CONTENT_RANGE_RE.match(header or "")
+    if not match:
+        raise TransientError(f"{url}: malformed Content-Range {header!r} on a ranged read", url=url)
+    first, last, total_text = int(match[1]), int(match[2]), match[3]
+    total = None if total_text == "*" else int(total_text)
+    if pin is not None and pin.size is not None and total is not None and total != pin.size:
+        raise SourceChangedError(
+            f"{url} changed during the transfer: size was {pin.size}, the server now reports {total}",
+            url=url,
+        )
+    if total is not None and start >= total:
+        raise InvalidRangeError(f"{url}: range start {start} is at or past the end ({total} bytes)", url=url)
+    wanted_last = (total - 1 if total is not None else last) if end is None else end - 1
+    if total is not None:
+        wanted_last = min(wanted_last, total - 1)
+    if first != start or last != wanted_last or last < first:
+        raise TransientError(f"{url}: asked for bytes {start}-{wanted_last}, the server sent {first}-{last}", url=url)
+    return last - first + 1
+
+
+class RangeReader:
+    """A byte stream over one range of an object, read with ``readinto`` into caller buffers.
+
+    It counts bytes so that a connection closed early is a TruncatedBodyError (retryable), never
+    a silent short read, and it maps the client library's stream errors to TransientError.
+    ``release(complete)`` hands the connection back: a fully read body may return it to the
+    pool, a half-read one must close it so no stray bytes reach the next request.
+    """
+
+    def __init__(
+        self,
+        raw: BinaryIO,
+        *,
+        url: str,
+        start: int,
+        length: int | None,
+        release: Callable[[bool], None] | None = None,
+        stream_errors: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self._raw = raw
+        self.url = url
+        self.start = start
+        self.length = length
+        self.remaining = length
+        self._release = release
+        self._stream_errors = (OSError, *stream_errors)
+        self._closed = False
+
+    @classmethod
+    def empty(cls, url: str, start: int) -> RangeReader:
+        """A reader over an empty range: no request is made for it."""
+        return cls(io.BytesIO(b""), url=url, start=start, length=0)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fill up to ``len(buffer)`` bytes; 0 only at the end of the range."""
+        view = memoryview(buffer)
+        if self.remaining is not None:
+            if self.remaining == 0:
+                return 0
+            view = view[: min(len(view), self.remaining)]
+        try:
+            n = self._raw.readinto(view)
+        except self._stream_errors as exc:
+            raise TransientError(f"{self.url}: connection failed while reading: {exc}", url=self.url) from exc
+        n = n or 0
+        if self.remaining is not None:
+            if n == 0:
+                got = (self.length or 0) - self.remaining
+                raise TruncatedBodyError(
+                    f"{self.url}: body ended after {got} of {self.length} bytes (range starting at {self.start})",
+                    url=self.url,
+                )
+            self.remaining -= n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        """Read ``size`` bytes (all that is left when negative); short only at the end."""
+        if size is None or size < 0:
+            chunks = []
+            buf = bytearray(1 << 20)
+            while n := self.readinto(buf):
+                chunks.append(bytes(buf[:n]))
+            return b"".join(chunks)
+        out = bytearray(size)
+        view = memoryview(out)
+        got = 0
+        while got < size:
+            n = self.readinto(view[got:])
+            if n == 0:
+                break
+            got += n
+        return bytes(out[:got])
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._release is not None:
+                self._release(self.remaining == 0)
+            else:
+                self._raw.close()
+        except Exception:
+            pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StorageHook(ABC):
+    """One store behind Ferry's head/get/put/compose/copy interface.
+
+    URLs are strings (or ObjectURL); ranges are ``[start, end)`` with ``end=None`` meaning to the
+    end of the object. Every method raises only ``ferry_provider.hooks.errors`` exceptions.
+    """
+
+    capabilities: Capabilities = Capabilities()
+    schemes: tuple[str, ...] = ()
+
+    # -- reads ------------------------------------------------------------------------------
+    @abstractmethod
+    def head(self, url: str) -> ObjectInfo:
+        """Size, validators and stored digests of one object; NotFoundError when absent."""
+
+    @abstractmethod
+    def open_range(
+        self, url: str, start: int = 0, end: int | None = None, pin: ObjectInfo | None = None
+    ) -> RangeReader:
+        """A stream over ``[start, end)``; ``pin`` (from ``head``) makes a changed object a
+        SourceChangedError instead of mixed bytes. ``end`` past the object's end is clipped; a
+        ``start`` at or past the end is an InvalidRangeError (except 0 on an empty object)."""
+
+    @abstractmethod
+    def list(self, url: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with the URL's key, once each, fetched page by page.
+
+        Order is the store's: S3 and local files give byte order of the key; some S3-compatible
+        stores (SeaweedFS) list folder by folder. Callers that need an order sort themselves."""
+
+    # -- writes -----------------------------------------------------------------------------
+    def put(
+        self,
+        url: str,
+        body: Body,
+        *,
+        size: int | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        crc32c: str | None = None,
+        if_absent: bool = False,
+    ) -> ObjectInfo:
+        """Write one object in one request. ``crc32c`` (hex) lets the store reject bad bytes;
+        ``if_absent`` turns an existing destination into a PreconditionFailedError."""
+        raise self._unsupported("put")
+
+    def delete(self, url: str) -> None:
+        """Remove one object; an absent object is not an error (deletes are retried)."""
+        raise self._unsupported("delete")
+
+    def copy(self, src: str, dst: str, *, pin: ObjectInfo | None = None, if_absent: bool = False) -> ObjectInfo:
+        """Server-side copy within this store (capability ``server_side_copy``)."""
+        raise self._unsupported("copy")
+
+    def compose(
+        self,
+        sources: Sequence[str],
+        dst: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        if_absent: bool = False,
+    ) -> ObjectInfo:
+        """Join existing objects, in order, into ``dst`` (capability ``can_compose``)."""
+        raise self._unsupported("compose")
+
+    # -- multipart (capability multipart_upload) --------------------------------------------
+    def create_multipart(
+        self, url: str, *, content_type: str | None = None, metadata: dict[str, str] | None = None
+    ) -> str:
+        """Start a multipart upload with full-object CRC32C; return its upload id."""
+        raise self._unsupported("multipart upload")
+
+    def upload_part(
+        self, url: str, upload_id: str, number: int, body: Body, *, size: int, crc32c: str | None = None
+    ) -> PartInfo:
+        raise self._unsupported("multipart upload")
+
+    def upload_part_copy(
+        self, url: str, upload_id: str, number: int, src: str, start: int, end: int, pin: ObjectInfo | None
+    ) -> PartInfo:
+        raise self._unsupported("part copy")
+
+    def list_parts(self, url: str, upload_id: str) -> list[PartInfo]:
+        raise self._unsupported("multipart upload")
+
+    def complete_multipart(
+        self,
+        url: str,
+        upload_id: str,
+        parts: Sequence[PartInfo],
+        *,
+        crc32c: str | None = None,
+        size: int | None = None,
+        if_absent: bool = False,
+    ) -> ObjectInfo:
+        """Join the parts. ``crc32c`` (hex, whole object) is checked by the store when it can."""
+        raise self._unsupported("multipart upload")
+
+    def abort_multipart(self, url: str, upload_id: str) -> None:
+        raise self._unsupported("multipart upload")
+
+    def list_multipart_uploads(self, url: str) -> Iterator[UploadInfo]:
+        raise self._unsupported("multipart upload")
+
+    # -- helpers shared by every hook -------------------------------------------------------
+    def read_bytes(self, url: str, start: int = 0, end: int | None = None, pin: ObjectInfo | None = None) -> bytes:
+        """The bytes of ``[start, end)`` in memory: for small objects and tests."""
+        with self.open_range(url, start, end, pin) as reader:
+            return reader.read()
+
+    def parse(self, url: str | ObjectURL) -> ObjectURL:
+        """Parse ``url`` and check that this hook serves its scheme."""
+        parsed = url if isinstance(url, ObjectURL) else parse_url(url)
+        if parsed.scheme not in self.schemes:
+            raise InvalidArgumentError(
+                f"{type(self).__name__} serves {'/'.join(self.schemes)} URLs, not {parsed.raw!r}",
+                url=parsed.raw,
+            )
+        return parsed
+
+    def _unsupported(self, what: str) -> InvalidArgumentError:
+        return InvalidArgumentError(f"{type(self).__name__} does not support {what}")
+
+
+def check_range_args(url: str, start: int, end: int | None) -> None:
+    """Reject negative or inverted ranges before any request is made."""
+    if start < 0:
+        raise InvalidArgumentError(f"{url}: range start must be >= 0, got {start}", url=url)
+    if end is not None and end < start:
+        raise InvalidArgumentError(f"{url}: range end {end} is before its start {start}", url=url)

@@ -1,0 +1,63 @@
+"""The one small exception hierarchy every storage hook maps its client's errors into.
+
+The engine decides what to do from the class alone (retry a TransientError, restart on
+SourceChangedError, fail on the rest), so no engine code ever inspects a client's error codes.
+Messages name the URL or connection and never carry credentials.
+"""
+
+from __future__ import annotations
+
+
+class FerryError(Exception):
+    """Base class: a storage operation failed. ``url`` names the object or prefix concerned."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class InvalidArgumentError(FerryError, ValueError):
+    """The caller passed something malformed (a URL without a bucket, an empty key, a bad range)."""
+
+
+class NotFoundError(FerryError):
+    """The object, bucket or connection does not exist."""
+
+
+class PermissionDeniedError(FerryError):
+    """The store refused the credentials or the operation (401/403, bad signature)."""
+
+
+class PreconditionFailedError(FerryError):
+    """A conditional request failed: the destination exists (no-clobber) or a pin did not match."""
+
+
+class SourceChangedError(PreconditionFailedError):
+    """The object changed between ``head`` and a pinned read (different ETag, generation or size)."""
+
+
+class InvalidRangeError(InvalidArgumentError):
+    """A ranged read started at or beyond the end of the object (HTTP 416)."""
+
+
+class RangeNotSupportedError(FerryError):
+    """The server answered a Range request with the whole body (200); read it as one stream."""
+
+
+class ReadOnlyStoreError(InvalidArgumentError):
+    """A write was asked of a store that can only be read (HTTP sources)."""
+
+
+class TransientError(FerryError):
+    """Worth retrying: connection failure, timeout, throttling (429) or a 5xx answer.
+
+    ``retry_after`` carries the server's Retry-After, in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, url=url)
+        self.retry_after = retry_after
+
+
+class TruncatedBodyError(TransientError):
+    """The connection closed before the announced number of bytes arrived."""

@@ -1,0 +1,120 @@
+"""Parsing of the object URLs Ferry accepts: s3://, gs://, http(s)://, file:// and plain paths."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from ferry_provider.hooks.errors import InvalidArgumentError
+
+BUCKET_SCHEMES = ("s3", "gs")
+SUPPORTED_SCHEMES = ("s3", "gs", "http", "https", "file")
+
+# S3 and GCS agree on lower-case letters, digits, dots, dashes (and GCS underscores); GCS allows
+# dotted names up to 222 characters. Stricter per-store rules are the server's to enforce.
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+MAX_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class ObjectURL:
+    """A parsed object location. ``bucket`` is empty for http(s) and file URLs."""
+
+    scheme: str
+    bucket: str
+    key: str
+    raw: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme == "file"
+
+    @property
+    def path(self) -> str:
+        """The local filesystem path (file URLs only)."""
+        return self.key
+
+    def require_key(self) -> ObjectURL:
+        """Raise unless the URL names an object (not just a bucket or prefix)."""
+        if not self.key or (self.scheme in BUCKET_SCHEMES and self.key.endswith("/")):
+            raise InvalidArgumentError(f"URL {self.raw!r} names no object: the key is empty", url=self.raw)
+        return self
+
+    def join(self, name: str) -> ObjectURL:
+        """The URL of ``name`` below this one, treating this URL as a folder."""
+        sep = "" if not self.key or self.key.endswith("/") else "/"
+        if self.scheme == "file":
+            return parse_url(os.path.join(self.key, name))
+        if self.scheme in BUCKET_SCHEMES:
+            return parse_url(f"{self.scheme}://{self.bucket}/{self.key}{sep}{name}")
+        return parse_url(self.raw.rstrip("/") + "/" + name)
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+def redact(url: str) -> str:
+    """The URL without any user:password part, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def parse_url(url: str | os.PathLike[str]) -> ObjectURL:
+    """Parse and validate ``url``; raise InvalidArgumentError naming the URL and the fault."""
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidArgumentError(f"URL must be a non-empty string, got {url!r}")
+    text = url.strip()
+    if "://" not in text:
+        # A plain path is a local file; refuse things that look like an unknown scheme.
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", text) and not re.match(r"^[A-Za-z]:[\\/]", text):
+            scheme = text.split(":", 1)[0]
+            raise InvalidArgumentError(
+                f"URL {text!r} has unsupported scheme {scheme!r}; use one of {', '.join(SUPPORTED_SCHEMES)}",
+                url=text,
+            )
+        return ObjectURL("file", "", os.path.abspath(os.path.expanduser(text)), text)
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in SUPPORTED_SCHEMES:
+        raise InvalidArgumentError(
+            f"URL {redact(text)!r} has unsupported scheme {scheme!r}; use one of {', '.join(SUPPORTED_SCHEMES)}",
+            url=redact(text),
+        )
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise InvalidArgumentError(f"file URL {text!r} must not name a host ({parts.netloc!r})", url=text)
+        path = unquote(parts.path)
+        if not path:
+            raise InvalidArgumentError(f"file URL {text!r} has no path", url=text)
+        return ObjectURL("file", "", os.path.abspath(path), text)
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise InvalidArgumentError(f"URL {redact(text)!r} has no host", url=redact(text))
+        return ObjectURL(scheme, "", parts.path or "/", text)
+    bucket = parts.netloc
+    if not bucket:
+        raise InvalidArgumentError(f"URL {text!r} has no bucket: expected {scheme}://BUCKET/KEY", url=text)
+    if not _BUCKET_RE.match(bucket):
+        raise InvalidArgumentError(
+            f"URL {text!r}: {bucket!r} is not a valid bucket name "
+            "(3-222 characters: lower-case letters, digits, '.', '-', '_')",
+            url=text,
+        )
+    key = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if parts.query or parts.fragment:
+        # '?' and '#' are legal in keys; keep them rather than silently dropping them.
+        key += ("?" + parts.query if parts.query else "") + ("#" + parts.fragment if parts.fragment else "")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise InvalidArgumentError(f"URL {text[:80]!r}...: key longer than {MAX_KEY_BYTES} bytes", url=text)
+    if "\r" in key or "\n" in key:
+        raise InvalidArgumentError(f"URL {text!r}: key contains a line break", url=text)
+    return ObjectURL(scheme, bucket, key, text)

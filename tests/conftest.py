@@ -1,0 +1,82 @@
+"""Session fixtures: an isolated Airflow home and the real local servers the tests talk to."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Airflow reads its configuration on first import: isolate it before anything imports airflow.
+_HOME = tempfile.mkdtemp(prefix="ferry-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
+os.environ.pop("STORAGE_EMULATOR_HOST", None)
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+from tests.servers.gcs_emulator import start_gcs_emulator  # noqa: E402
+from tests.servers.http_range_server import start_http_server  # noqa: E402
+from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs  # noqa: E402
+
+S3_CONN = "ferry_test_s3"
+GCS_CONN = "ferry_test_gcs"
+GCS_PROJECT = "ferry-test"
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("servers"))
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(workdir: str) -> Iterator[S3Endpoint]:
+    proc, endpoint = start_seaweedfs(os.path.join(workdir, "seaweedfs"))
+    os.environ[f"AIRFLOW_CONN_{S3_CONN.upper()}"] = endpoint.connection_json()
+    try:
+        yield endpoint
+    finally:
+        proc.stop(grace=3)  # SeaweedFS takes 20-30 s to exit on SIGTERM; its data is throwaway
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint(workdir: str) -> Iterator[str]:
+    path = os.path.join(workdir, "gcs")
+    os.makedirs(path)
+    proc, url = start_gcs_emulator(path)
+    os.environ[f"AIRFLOW_CONN_{GCS_CONN.upper()}"] = (
+        '{"conn_type": "ferry_gcs", "extra": {"endpoint_url": "%s", "anonymous": true}}' % url
+    )
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def http_server(workdir: str) -> Iterator[tuple[str, str, str]]:
+    """(base URL, document root, access log path)."""
+    root = os.path.join(workdir, "http-root")
+    os.makedirs(root)
+    proc, url, log = start_http_server(root, workdir)
+    try:
+        yield url, root, log
+    finally:
+        proc.stop()
+
+
+def make_s3_bucket(endpoint: S3Endpoint, name: str) -> None:
+    from ferry_provider.hooks.s3 import FerryS3Hook
+
+    client = FerryS3Hook(S3_CONN).client
+    try:
+        client.create_bucket(Bucket=name)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+
+
+def make_gcs_bucket(endpoint: str, name: str) -> None:
+    resp = requests.post(f"{endpoint}/storage/v1/b", params={"project": GCS_PROJECT}, json={"name": name}, timeout=10)
+    assert resp.status_code in (200, 409), resp.text
