@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import tempfile
 
@@ -11,6 +13,10 @@ os.environ["AIRFLOW_HOME"] = _HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
 os.environ.pop("STORAGE_EMULATOR_HOST", None)
+# Never let boto3's credential chain or google-auth probe cloud metadata servers off this machine.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ["GCE_METADATA_HOST"] = "127.0.0.1:9"
+os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
 from collections.abc import Iterator  # noqa: E402
 
@@ -46,8 +52,8 @@ def gcs_endpoint(workdir: str) -> Iterator[str]:
     path = os.path.join(workdir, "gcs")
     os.makedirs(path)
     proc, url = start_gcs_emulator(path)
-    os.environ[f"AIRFLOW_CONN_{GCS_CONN.upper()}"] = (
-        '{"conn_type": "ferry_gcs", "extra": {"endpoint_url": "%s", "anonymous": true}}' % url
+    os.environ[f"AIRFLOW_CONN_{GCS_CONN.upper()}"] = json.dumps(
+        {"conn_type": "ferry_gcs", "extra": {"endpoint_url": url, "anonymous": True}}
     )
     try:
         yield url
@@ -71,10 +77,8 @@ def make_s3_bucket(endpoint: S3Endpoint, name: str) -> None:
     from ferry_provider.hooks.s3 import FerryS3Hook
 
     client = FerryS3Hook(S3_CONN).client
-    try:
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=name)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
 
 
 def make_gcs_bucket(endpoint: str, name: str) -> None:

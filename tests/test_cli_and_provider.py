@@ -1,0 +1,86 @@
+"""The ``ferry`` command and Airflow's discovery of the provider, run as real subprocesses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import S3_CONN, make_s3_bucket
+from tests.servers.seaweedfs import S3Endpoint
+from tests.stores import crc32c_hex
+
+FERRY = [sys.executable, "-m", "ferry_provider.cli"]
+AIRFLOW = [os.path.join(os.path.dirname(sys.executable), "airflow")]
+
+
+def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+
+
+def test_stat_prints_object_info_as_json(seaweedfs: S3Endpoint) -> None:
+    from ferry_provider.hooks.s3 import FerryS3Hook
+
+    make_s3_bucket(seaweedfs, "ferry-cli")
+    FerryS3Hook(S3_CONN).put("s3://ferry-cli/hello.txt", b"hello ferry", crc32c=crc32c_hex(b"hello ferry"))
+    out = run([*FERRY, "stat", "s3://ferry-cli/hello.txt", "--conn", S3_CONN])
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["size"] == 11
+    assert info["md5"] == hashlib.md5(b"hello ferry").hexdigest()
+    assert info["crc32c"] == crc32c_hex(b"hello ferry")
+    assert seaweedfs.secret_key not in out.stdout + out.stderr
+
+
+def test_stat_local_file(tmp_path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"12345")
+    out = run([*FERRY, "stat", str(path)])
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["size"] == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["stat", "ftp://host/x"], 2, "unsupported scheme 'ftp'"),
+        (["stat"], 2, "the following arguments are required: url"),
+        (["bogus"], 2, "invalid choice"),
+        (["stat", "/nonexistent/ferry/file"], 1, "stat failed: /nonexistent/ferry/file: no such file"),
+    ],
+)
+def test_exit_codes_and_one_line_errors(argv: list[str], code: int, message: str) -> None:
+    out = run([*FERRY, *argv])
+    assert out.returncode == code
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_stat_missing_object_on_s3_exits_1(seaweedfs: S3Endpoint) -> None:
+    make_s3_bucket(seaweedfs, "ferry-cli")
+    out = run([*FERRY, "stat", "s3://ferry-cli/absent", "--conn", S3_CONN])
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1].startswith("ferry: stat failed: s3://ferry-cli/absent")
+
+
+def test_airflow_lists_the_provider_and_its_connection_types() -> None:
+    providers = run([*AIRFLOW, "providers", "list", "--output", "json"])
+    assert providers.returncode == 0, providers.stderr
+    names = {p["package_name"] for p in json.loads(providers.stdout)}
+    assert "airflow-provider-ferry" in names
+    hooks = run([*AIRFLOW, "providers", "hooks", "--output", "json"])
+    assert hooks.returncode == 0, hooks.stderr
+    by_type = {h["connection_type"]: h for h in json.loads(hooks.stdout)}
+    for conn_type, cls in [
+        ("ferry_s3", "FerryS3Hook"),
+        ("ferry_gcs", "FerryGCSHook"),
+        ("ferry_http", "FerryHTTPHook"),
+        ("ferry_local", "FerryLocalHook"),
+    ]:
+        assert conn_type in by_type, sorted(by_type)
+        assert by_type[conn_type]["class"].endswith(cls)
+        assert by_type[conn_type]["package_name"] == "airflow-provider-ferry"
