@@ -8,8 +8,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``'64MiB'``, ``'8M'``, ``'1048576'`` -> bytes (binary units)."""
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 8MiB, 64M, 1048576)")
+    unit = (match[2] or "").upper()[:1]
+    return int(match[1]) * _UNITS[unit]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,6 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
     stat = sub.add_parser("stat", help="print an object's size, validators and digests as JSON")
     stat.add_argument("url", help="s3://BUCKET/KEY, gs://BUCKET/KEY, http(s)://..., file://... or a path")
     stat.add_argument("--conn", default=None, help="Airflow connection id (default: the store's default)")
+
+    cp = sub.add_parser("cp", help="copy one object; a local destination is a verified parallel download")
+    cp.add_argument("source")
+    cp.add_argument("destination")
+    cp.add_argument("--conn", default=None, help="connection id for the remote side")
+    cp.add_argument("--parallelism", "-j", type=int, default=8)
+    cp.add_argument("--part-size", type=parse_size, default=None, help="e.g. 16MiB (default: adaptive)")
+    cp.add_argument(
+        "--check-hashes",
+        default="if_fast_else_fail",
+        choices=["if_fast_else_fail", "if_fast_else_skip", "always", "never"],
+    )
+    cp.add_argument("--no-clobber", action="store_true", help="skip when the destination exists")
+    cp.add_argument("--no-resume", action="store_true", help="ignore and discard partial data")
+    cp.add_argument("--verify-on-resume", action="store_true", help="re-hash reused parts before trusting them")
+    cp.add_argument("--restart-on-change", action="store_true", help="start over once if the source changes")
+    cp.add_argument(
+        "--expected-digest", action="append", default=[], metavar="ALGO=HEX", help="e.g. sha256=ab12...; repeatable"
+    )
+    cp.add_argument("--expected-size", type=int, default=None)
+    cp.add_argument("--state-dir", default=None, help="keep tracker files here")
+    cp.add_argument("--json", action="store_true", help="print the manifest row as JSON")
+    cp.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     return parser
 
 
@@ -36,18 +72,67 @@ def _stat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cp(args: argparse.Namespace) -> int:
+    from ferry_provider.hooks.errors import InvalidArgumentError
+    from ferry_provider.hooks.factory import hook_for
+    from ferry_provider.hooks.url import parse_url
+    from ferry_provider.transfer.download import DownloadOptions, download
+    from ferry_provider.transfer.manifest import TransferError
+
+    if not parse_url(args.destination).is_local:
+        raise InvalidArgumentError(
+            f"destination {args.destination!r}: only local destinations (downloads) are supported so far"
+        )
+    digests = {}
+    for item in args.expected_digest:
+        algo, sep, value = item.partition("=")
+        if not sep or not value:
+            raise InvalidArgumentError(f"--expected-digest {item!r}: expected ALGO=HEX")
+        digests[algo.lower()] = value.lower()
+    options = DownloadOptions(
+        parallelism=args.parallelism,
+        part_size=args.part_size,
+        check_hashes=args.check_hashes,
+        no_clobber=args.no_clobber,
+        resume=not args.no_resume,
+        verify_on_resume=args.verify_on_resume,
+        restart_on_change=args.restart_on_change,
+        expected_digests=digests,
+        expected_size=args.expected_size,
+        state_dir=args.state_dir,
+    )
+    hook = hook_for(args.source, args.conn, max_connections=args.parallelism)
+    try:
+        row = download(hook, args.source, args.destination, options)
+    except TransferError as exc:
+        if args.json:
+            print(json.dumps(exc.row.to_dict(), sort_keys=True))
+        raise
+    if args.json:
+        print(json.dumps(row.to_dict(), sort_keys=True))
+    else:
+        print(f"{row.result}: {row.source} -> {row.destination} ({row.bytes_transferred} bytes; {row.description})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Airflow's own logging is chatty at INFO; the CLI speaks only through stdout/stderr.
+    # Airflow's own logging is chatty; the CLI shows Ferry's progress lines and nothing else.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    quiet = getattr(args, "quiet", True) or args.command == "stat"
+    logging.getLogger("ferry_provider").setLevel(logging.WARNING if quiet else logging.INFO)
     logging.getLogger("airflow").setLevel(logging.WARNING)
     from ferry_provider.hooks.errors import FerryError, InvalidArgumentError
 
     try:
-        return {"stat": _stat}[args.command](args)
+        return {"stat": _stat, "cp": _cp}[args.command](args)
     except InvalidArgumentError as exc:
         print(f"ferry: error: {exc}", file=sys.stderr)
         return 2
     except FerryError as exc:
+        if isinstance(getattr(exc, "cause", None), InvalidArgumentError):
+            print(f"ferry: error: {exc}", file=sys.stderr)
+            return 2
         print(f"ferry: {args.command} failed: {exc}", file=sys.stderr)
         return 1
 

@@ -37,6 +37,9 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             },
         ],
+        "operators": [
+            {"integration-name": "Ferry", "python-modules": ["ferry_provider.operators.download"]},
+        ],
         "connection-types": [
             {
                 "connection-type": "ferry_s3",

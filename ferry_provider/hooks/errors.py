@@ -61,3 +61,7 @@ class TransientError(FerryError):
 
 class TruncatedBodyError(TransientError):
     """The connection closed before the announced number of bytes arrived."""
+
+
+class ChecksumMismatchError(FerryError):
+    """The bytes transferred do not match the digest the store (or the caller) expects."""

@@ -33,7 +33,12 @@ from ferry_provider.hooks.errors import (
     RangeNotSupportedError,
     SourceChangedError,
 )
-from ferry_provider.hooks.http_session import STREAM_ERRORS, mount_pool, request_errors, status_error
+from ferry_provider.hooks.http_session import (
+    STREAM_ERRORS,
+    mount_pool,
+    request_errors,
+    status_error,
+)
 from ferry_provider.hooks.url import ObjectURL
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"

@@ -28,7 +28,13 @@ from ferry_provider.hooks.errors import (
     ReadOnlyStoreError,
     SourceChangedError,
 )
-from ferry_provider.hooks.http_session import STREAM_ERRORS, mount_pool, request_errors, status_error
+from ferry_provider.hooks.http_session import (
+    STREAM_ERRORS,
+    mount_pool,
+    request_errors,
+    socket_stream,
+    status_error,
+)
 from ferry_provider.hooks.url import redact
 
 # Servers that refuse HEAD (or presigned URLs signed for GET only) answer with one of these.
@@ -182,7 +188,9 @@ class FerryHTTPHook(BaseHook, StorageHook):
             else:
                 resp.close()
 
-        return RangeReader(resp.raw, url=ref, start=start, length=length, release=release, stream_errors=STREAM_ERRORS)
+        return RangeReader(
+            socket_stream(resp.raw), url=ref, start=start, length=length, release=release, stream_errors=STREAM_ERRORS
+        )
 
     def _check_answer(
         self, ref: str, resp: requests.Response, ranged: bool, start: int, end: int | None, pin: ObjectInfo | None

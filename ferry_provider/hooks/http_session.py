@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import requests
 import urllib3.exceptions
+import urllib3.response
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from ferry_provider.hooks.errors import (
     FerryError,
@@ -28,24 +30,34 @@ STREAM_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def mount_pool(session: requests.Session, max_connections: int) -> requests.Session:
-    """Size the connection pool for the parallelism in use, and retry idempotent requests.
+def socket_stream(response: urllib3.response.BaseHTTPResponse) -> Any:
+    """The fastest ``readinto`` source under a urllib3 response.
 
-    Only connection set-up and idempotent methods are retried here (honouring Retry-After);
-    bodies that stream, and POSTs, are retried by the engine, which knows where to resume.
+    urllib3's own ``readinto`` reads into a new bytes object and copies it; the http.client
+    response beneath it reads from the socket straight into the caller's buffer. That is safe
+    only when urllib3 has nothing buffered and no content decoding to do, which holds for the
+    bodies Ferry reads (it asks for stored bytes, never a transcoded encoding).
     """
-    retry = Retry(
-        total=3,
-        connect=3,
-        read=0,
-        status=3,
-        backoff_factor=0.5,
-        status_forcelist=tuple(TRANSIENT_STATUSES),
-        allowed_methods=frozenset({"GET", "HEAD", "DELETE", "PUT", "OPTIONS"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_connections, max_retries=retry)
+    inner = getattr(response, "_fp", None)
+    decoder = getattr(response, "_decoder", None)
+    buffered = getattr(response, "_decoded_buffer", None)
+    if (
+        isinstance(inner, http.client.HTTPResponse)
+        and decoder is None
+        and not response.headers.get("Content-Encoding")
+        and not (buffered is not None and len(buffered))
+    ):
+        return inner
+    return response
+
+
+def mount_pool(session: requests.Session, max_connections: int) -> requests.Session:
+    """Size the connection pool for the parallelism in use.
+
+    No retries here: every caller retries through ``transfer.retry.RetryPolicy``, which honours
+    Retry-After and knows where a streamed body can resume; two layers would multiply attempts.
+    """
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_connections, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -124,7 +124,9 @@ class FerryS3Hook(BaseHook, StorageHook):
             max_pool_connections=self.max_connections,
             connect_timeout=float(extra_value(extra, "connect_timeout") or 10),
             read_timeout=float(extra_value(extra, "read_timeout") or 60),
-            retries={"mode": "standard", "max_attempts": 3},
+            # One attempt per request: Ferry's RetryPolicy retries (honouring Retry-After, which
+            # botocore ignores) and knows where a part can resume; two layers would multiply.
+            retries={"mode": "standard", "total_max_attempts": 1},
             s3={"addressing_style": extra_value(extra, "addressing_style") or ("path" if endpoint else "auto")},
             # Ferry computes and checks CRC32C itself; asking botocore to do it again costs CPU and
             # breaks S3-compatible stores that reject the trailing checksums (boto3#4400).

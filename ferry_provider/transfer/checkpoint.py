@@ -1,0 +1,98 @@
+"""The tracker file that lets a killed or retried transfer resume where it stopped.
+
+It lives beside the partial data (or in a configured state directory), is written atomically
+(temporary file, fsync, rename) with mode 0600, and pins the source's identity: a source whose
+size, ETag or version changed, or a different part size, invalidates it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    path: str
+    identity: dict[str, Any]  # source url, size, etag, version; part size
+    parts: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> {"crc32c": int, ...}
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. an upload id
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def load(cls, path: str, identity: dict[str, Any]) -> Checkpoint:
+        """The tracker at ``path`` if it matches ``identity``; else a fresh, empty one."""
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            return cls(path, identity)
+        if saved.get("format") != FORMAT_VERSION or saved.get("identity") != identity:
+            return cls(path, identity)
+        parts = {int(k): v for k, v in saved.get("parts", {}).items()}
+        return cls(path, identity, parts, saved.get("extra", {}))
+
+    def save(self) -> None:
+        """Write the tracker now (even with no part done: it claims the temp file for this source)."""
+        with self._lock:
+            self._save()
+
+    def record(self, index: int, **info: Any) -> None:
+        """Mark part ``index`` finished and persist, so a kill right after loses nothing."""
+        with self._lock:
+            self.parts[index] = info
+            self._save()
+
+    def set_extra(self, **info: Any) -> None:
+        with self._lock:
+            self.extra.update(info)
+            self._save()
+
+    def forget(self, index: int) -> None:
+        with self._lock:
+            self.parts.pop(index, None)
+            self._save()
+
+    def _save(self) -> None:
+        body = json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "identity": self.identity,
+                "parts": {str(k): v for k, v in sorted(self.parts.items())},
+                "extra": self.extra,
+            }
+        )
+        directory = os.path.dirname(self.path) or "."
+        fd, tmp = tempfile.mkstemp(prefix=".ferry-tracker-", dir=directory)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def delete(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def tracker_path(destination: str, state_dir: str | None) -> str:
+    """Beside the destination, or in ``state_dir`` under a name derived from the destination."""
+    if state_dir is None:
+        return destination + ".ferry-tracker"
+    digest = hashlib.sha1(os.path.abspath(destination).encode()).hexdigest()[:16]
+    base = os.path.basename(destination)[:60]
+    return os.path.join(state_dir, f"{base}.{digest}.ferry-tracker")

@@ -1,0 +1,430 @@
+"""Parallel ranged download into a local file, validated end to end, resumable byte for byte.
+
+The object is fetched in parts on a pool of threads sharing the hook's connection pool; each
+worker reads into one reused buffer and writes at its offset into a preallocated temporary file
+beside the destination, hashing as it goes (CRC32C, combined across parts). Memory is
+parallelism x buffer, whatever the object's size. Every read is pinned to the version ``head``
+saw. A tracker file records finished parts, so a killed or retried run refetches only the rest.
+The destination appears, by an atomic rename, only once size and digests have been checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry_provider.hooks.base import ObjectInfo, StorageHook
+from ferry_provider.hooks.errors import (
+    ChecksumMismatchError,
+    FerryError,
+    InvalidArgumentError,
+    NotFoundError,
+    RangeNotSupportedError,
+    SourceChangedError,
+    TruncatedBodyError,
+)
+from ferry_provider.hooks.url import ObjectURL, redact
+from ferry_provider.transfer import checksums
+from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
+from ferry_provider.transfer.manifest import ERROR, OK, SKIP, ManifestRow, TransferError, now
+from ferry_provider.transfer.plan import Part, RangePlan, choose_part_size
+from ferry_provider.transfer.progress import Progress, ProgressCallback
+from ferry_provider.transfer.retry import RetryPolicy
+
+log = logging.getLogger("ferry_provider.transfer")
+
+TEMP_SUFFIX = ".ferry-tmp"
+DIGESTS_CHECKED_BY_REREAD = ("md5", "sha256", "sha1", "sha512")
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    parallelism: int = 8
+    part_size: int | None = None  # None: adaptive, 8-64 MiB
+    buffer_size: int = 1 << 20  # per worker; the only per-worker memory
+    check_hashes: str = "if_fast_else_fail"  # also if_fast_else_skip, always, never (as gcloud)
+    no_clobber: bool = False  # any existing destination is a skip
+    skip_identical: bool = True  # an existing destination with the same size and digest is a skip
+    resume: bool = True
+    verify_on_resume: bool = False  # re-hash reused parts from disk before trusting them
+    restart_on_change: bool = False  # a source changed mid-transfer: start over once
+    expected_size: int | None = None
+    expected_digests: dict[str, str] = field(default_factory=dict)  # {"sha256"|"md5"|"crc32c": hex}
+    state_dir: str | None = None  # tracker files here instead of beside the destination
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    progress_interval: float = 5.0
+    progress_callback: ProgressCallback | None = None
+
+    def __post_init__(self) -> None:
+        checksums.check_hashes_mode(self.check_hashes)
+        if self.parallelism < 1:
+            raise InvalidArgumentError(f"parallelism must be >= 1, got {self.parallelism}")
+        if self.buffer_size < 4096:
+            raise InvalidArgumentError(f"buffer_size must be >= 4096, got {self.buffer_size}")
+        unknown = set(self.expected_digests) - {"crc32c", *DIGESTS_CHECKED_BY_REREAD}
+        if unknown:
+            raise InvalidArgumentError(f"expected_digests: unsupported algorithm(s) {sorted(unknown)}")
+
+
+def resolve_destination(destination: str, source: ObjectURL) -> str:
+    """A directory (existing, or named with a trailing slash) receives the key's basename."""
+    path = os.path.abspath(os.path.expanduser(destination))
+    if destination.endswith(("/", os.sep)) or os.path.isdir(path):
+        name = os.path.basename(source.key.rstrip("/"))
+        if not name:
+            raise InvalidArgumentError(
+                f"destination {destination!r} is a directory and {source.raw!r} has no file name to use in it"
+            )
+        path = os.path.join(path, name)
+    return path
+
+
+def download(hook: StorageHook, source: str, destination: str, options: DownloadOptions | None = None) -> ManifestRow:
+    """Download ``source`` to the local path ``destination``; return its manifest row.
+
+    Raises TransferError (carrying the ``error`` row) when the transfer fails.
+    """
+    opts = options or DownloadOptions()
+    row = ManifestRow(source=redact(source), destination=destination, start=now())
+    try:
+        return _Download(hook, source, destination, opts, row).run()
+    except TransferError:
+        raise
+    except (FerryError, OSError) as exc:
+        text = str(exc) if isinstance(exc, FerryError) else f"{row.destination}: {exc.strerror or exc}"
+        raise TransferError(text, row.finish(ERROR, text), exc) from exc
+
+
+class _Stop(Exception):
+    """Another worker failed: this one stops between chunks."""
+
+
+class _Download:
+    def __init__(
+        self, hook: StorageHook, source: str, destination: str, opts: DownloadOptions, row: ManifestRow
+    ) -> None:
+        self.hook = hook
+        self.src = hook.parse(source).require_key()
+        self.opts = opts
+        self.row = row
+        self.dest = resolve_destination(destination, self.src)
+        row.destination = self.dest
+        self.tmp = self.dest + TEMP_SUFFIX
+        self.tracker = tracker_path(self.dest, opts.state_dir)
+        self._stop = threading.Event()
+        self._local = threading.local()
+
+    # -- the steps ---------------------------------------------------------------------------
+    def run(self) -> ManifestRow:
+        pin = self.opts.retry.run(lambda: self.hook.head(self.src.raw), what=f"{self.src.raw}: head")
+        self.row.source_size = pin.size
+        self._check_expectations_before(pin)
+        skip = self._skip_reason(pin)
+        if skip:
+            log.info("%s -> %s: skipped (%s)", self.row.source, self.dest, skip)
+            return self.row.finish(SKIP, skip)
+        os.makedirs(os.path.dirname(self.dest), exist_ok=True)
+        try:
+            return self._transfer(pin)
+        except SourceChangedError:
+            self._discard()
+            if not self.opts.restart_on_change:
+                raise
+            log.warning("%s changed during the download; starting over once", self.row.source)
+            pin = self.hook.head(self.src.raw)
+            self.row.source_size = pin.size
+            return self._transfer(pin)
+
+    def _check_expectations_before(self, pin: ObjectInfo) -> None:
+        expected = self.opts.expected_size
+        if expected is not None and pin.size is not None and pin.size != expected:
+            raise ChecksumMismatchError(
+                f"{self.row.source}: expected {expected} bytes, the source has {pin.size}", url=self.row.source
+            )
+
+    def _skip_reason(self, pin: ObjectInfo) -> str:
+        if not os.path.lexists(self.dest):
+            return ""
+        if os.path.isdir(self.dest):
+            raise InvalidArgumentError(f"destination {self.dest!r} is a directory")
+        if self.opts.no_clobber:
+            return "destination exists (no_clobber)"
+        if not self.opts.skip_identical or os.path.getsize(self.dest) != pin.size:
+            return ""
+        digests = self._digests_to_check(pin)
+        if not digests:
+            return ""  # equal sizes alone prove nothing: transfer again
+        algorithm, want = next(iter(digests.items()))
+        if checksums.file_digest(self.dest, algorithm) == want.lower():
+            return f"destination is identical (same size and {algorithm})"
+        return ""
+
+    def _digests_to_check(self, pin: ObjectInfo) -> dict[str, str]:
+        """What the finished bytes must match: the caller's digests, else the store's own."""
+        if self.opts.check_hashes == "never":
+            return {}
+        wanted = dict(self.opts.expected_digests)
+        if not wanted:
+            if pin.crc32c and "-" not in pin.crc32c:
+                wanted["crc32c"] = pin.crc32c
+            elif pin.md5:
+                wanted["md5"] = pin.md5
+        if "crc32c" in wanted and not checksums.CRC32C_IS_FAST:
+            if self.opts.check_hashes == "if_fast_else_fail":
+                raise InvalidArgumentError(
+                    f"{self.row.source}: only a slow CRC32C implementation "
+                    f"({checksums.CRC32C_IMPLEMENTATION}) is installed; install awscrt, or set "
+                    "check_hashes='if_fast_else_skip' or 'always'"
+                )
+            if self.opts.check_hashes == "if_fast_else_skip":
+                wanted.pop("crc32c")
+        return wanted
+
+    def _transfer(self, pin: ObjectInfo) -> ManifestRow:
+        size = pin.size
+        ranged = self.hook.capabilities.ranged_reads and size is not None
+        part_size = choose_part_size(size or 0, self.opts.parallelism, requested=self.opts.part_size)
+        identity = {
+            "source": self.row.source,
+            "size": size,
+            "etag": pin.etag,
+            "version": pin.version,
+            "part_size": part_size,
+        }
+        checkpoint = self._load_checkpoint(identity)
+        fd = self._open_temp(size, fresh=not checkpoint.parts)
+        try:
+            if ranged and size is not None and size > part_size:
+                checkpoint.save()
+                reused = self._reuse_parts(checkpoint)
+                progress = self._progress(size, sum(p["size"] for p in checkpoint.parts.values()))
+                try:
+                    crc = self._fetch_parts(fd, RangePlan(size, part_size), checkpoint, pin, progress)
+                except RangeNotSupportedError:
+                    log.info("%s: the server does not serve ranges; reading it as one stream", self.row.source)
+                    checkpoint.parts.clear()
+                    checkpoint.delete()
+                    progress = self._progress(size, 0)
+                    crc, size = self._fetch_stream(fd, pin, progress)
+                    reused = 0
+            else:
+                progress = self._progress(size, 0)
+                crc, size = self._fetch_stream(fd, pin, progress)
+                reused = 0
+            os.fsync(fd)
+        except BaseException as exc:
+            os.close(fd)
+            # Bytes that can never become the object are deleted; after a transient failure, a
+            # kill or a full disk, the temp file and tracker stay so the next run resumes.
+            if isinstance(exc, (ChecksumMismatchError, NotFoundError, InvalidArgumentError)):
+                self._discard()
+            raise
+        os.close(fd)
+        return self._finish(pin, size, crc, progress, reused, checkpoint)
+
+    # -- temp file and checkpoint -------------------------------------------------------------
+    def _load_checkpoint(self, identity: dict[str, Any]) -> Checkpoint:
+        if not self.opts.resume:
+            self._discard()
+            return Checkpoint(self.tracker, identity)
+        checkpoint = Checkpoint.load(self.tracker, identity)
+        if checkpoint.parts and not os.path.exists(self.tmp):
+            checkpoint.parts.clear()
+        if not checkpoint.parts:
+            self._discard()
+        return checkpoint
+
+    def _open_temp(self, size: int | None, fresh: bool) -> int:
+        fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o600)
+        if size:
+            try:
+                os.posix_fallocate(fd, 0, size)  # reserve the space now: a full disk fails here, early
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    os.close(fd)
+                    self._discard()
+                    free = _free_bytes(os.path.dirname(self.tmp))
+                    raise FerryError(
+                        f"{self.dest}: not enough disk space: need {size} bytes, {free} free", url=self.dest
+                    ) from exc
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    os.close(fd)
+                    raise
+                os.ftruncate(fd, size)
+        return fd
+
+    def _reuse_parts(self, checkpoint: Checkpoint) -> int:
+        """Parts the tracker says are done; with verify_on_resume, only those that re-hash right."""
+        if self.opts.verify_on_resume:
+            for index, info in list(checkpoint.parts.items()):
+                start = index * checkpoint.identity["part_size"]
+                actual = checksums.file_digest(self.tmp, "crc32c", start, start + info["size"])
+                if int(actual, 16) != info["crc32c"]:
+                    log.warning("%s: part %d failed re-verification; fetching it again", self.dest, index)
+                    checkpoint.forget(index)
+        if checkpoint.parts:
+            log.info("%s: resuming, %d part(s) already on disk", self.dest, len(checkpoint.parts))
+        return len(checkpoint.parts)
+
+    def _discard(self) -> None:
+        for path in (self.tmp, self.tracker):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def _progress(self, total: int | None, already: int) -> Progress:
+        return Progress(
+            f"{self.row.source} -> {self.dest}",
+            total,
+            interval=self.opts.progress_interval,
+            callback=self.opts.progress_callback,
+            already=already,
+        )
+
+    # -- fetching -----------------------------------------------------------------------------
+    def _buffer(self) -> memoryview:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = memoryview(bytearray(self.opts.buffer_size))
+        return buf
+
+    def _fetch_parts(
+        self, fd: int, plan: RangePlan, checkpoint: Checkpoint, pin: ObjectInfo, progress: Progress
+    ) -> int:
+        pending = [p for p in plan.parts if p.index not in checkpoint.parts]
+        workers = min(self.opts.parallelism, max(1, len(pending)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="ferry-get") as pool:
+            futures = [pool.submit(self._fetch_part, fd, part, checkpoint, pin, progress) for part in pending]
+            done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                self._stop.set()
+                for f in not_done:
+                    f.cancel()
+                wait(futures)
+                self._stop.clear()
+                errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception()]
+                raise next((e for e in errors if not isinstance(e, _Stop)), errors[0])  # type: ignore[misc]
+        parts = checkpoint.parts
+        return checksums.combine_all((parts[p.index]["crc32c"], p.size) for p in plan.parts)
+
+    def _fetch_part(self, fd: int, part: Part, checkpoint: Checkpoint, pin: ObjectInfo, progress: Progress) -> None:
+        state = {"pos": part.start, "crc": 0}
+
+        def attempt() -> None:
+            # A retry continues at the last byte written, with the CRC of the bytes before it.
+            with self.hook.open_range(self.src.raw, state["pos"], part.end, pin) as reader:
+                self._copy(reader, fd, state, part.end, progress)
+
+        self.opts.retry.run(attempt, what=f"{self.row.source}: part {part.index} (bytes {part.start}-{part.end - 1})")
+        checkpoint.record(part.index, crc32c=state["crc"], size=part.size)
+
+    def _copy(self, reader: Any, fd: int, state: dict[str, int], end: int | None, progress: Progress) -> None:
+        buf = self._buffer()
+        while end is None or state["pos"] < end:
+            if self._stop.is_set():
+                raise _Stop()
+            want = len(buf) if end is None else min(len(buf), end - state["pos"])
+            n = reader.readinto(buf[:want])
+            if n == 0:
+                if end is None:
+                    return
+                raise TruncatedBodyError(
+                    f"{self.row.source}: stream ended at byte {state['pos']}, expected {end}", url=self.row.source
+                )
+            chunk = buf[:n]
+            written = 0
+            while written < n:
+                written += os.pwrite(fd, chunk[written:], state["pos"] + written)
+            state["crc"] = checksums.crc32c(chunk, state["crc"])
+            state["pos"] += n
+            progress.add(n)
+
+    def _fetch_stream(self, fd: int, pin: ObjectInfo, progress: Progress) -> tuple[int, int]:
+        """One stream from byte 0 (small objects, servers without ranges, unknown sizes)."""
+        state = {"pos": 0, "crc": 0}
+
+        def attempt() -> None:
+            if state["pos"]:  # no ranges to continue with: start again from zero
+                progress.add(-state["pos"])
+                state.update(pos=0, crc=0)
+            with self.hook.open_range(self.src.raw, 0, None, pin) as reader:
+                self._copy(reader, fd, state, pin.size if reader.length is None else reader.length, progress)
+
+        self.opts.retry.run(attempt, what=f"{self.row.source}: download")
+        os.ftruncate(fd, state["pos"])
+        return state["crc"], state["pos"]
+
+    # -- validation and the final rename ----------------------------------------------------
+    def _finish(
+        self, pin: ObjectInfo, size: int | None, crc: int, progress: Progress, reused: int, checkpoint: Checkpoint
+    ) -> ManifestRow:
+        actual_size = os.path.getsize(self.tmp)
+        expected_size = pin.size if pin.size is not None else self.opts.expected_size
+        if expected_size is not None and actual_size != expected_size:
+            self._discard()
+            raise ChecksumMismatchError(
+                f"{self.row.source}: size mismatch: expected {expected_size} bytes, got {actual_size}",
+                url=self.row.source,
+            )
+        crc_hex = checksums.hex32(crc)
+        checked = []
+        md5 = ""
+        for algorithm, want in self._digests_to_check(pin).items():
+            actual = crc_hex if algorithm == "crc32c" else checksums.file_digest(self.tmp, algorithm)
+            if algorithm == "md5":
+                md5 = actual
+            if actual != want.lower():
+                self._discard()
+                raise ChecksumMismatchError(
+                    f"{self.row.source}: {algorithm} mismatch: expected {want}, got {actual}; "
+                    f"the downloaded bytes were deleted",
+                    url=self.row.source,
+                )
+            checked.append(algorithm)
+        os.replace(self.tmp, self.dest)
+        _fsync_dir(os.path.dirname(self.dest))
+        checkpoint.delete()
+        self.row.bytes_transferred = progress.transferred
+        self.row.crc32c = crc_hex
+        self.row.md5 = md5 or (pin.md5 or "" if "crc32c" in checked else "")
+        notes = [f"verified size and {', '.join(checked)}" if checked else self._why_size_only(pin)]
+        if reused:
+            notes.append(f"resumed: {reused} part(s) reused")
+        rate = progress.transferred / max(progress.elapsed, 1e-9) / 2**20
+        log.info(
+            "%s -> %s: %d bytes in %.2fs (%.1f MiB/s), %s",
+            self.row.source,
+            self.dest,
+            actual_size,
+            progress.elapsed,
+            rate,
+            "; ".join(notes),
+        )
+        return self.row.finish(OK, "; ".join(notes))
+
+    def _why_size_only(self, pin: ObjectInfo) -> str:
+        if self.opts.check_hashes == "never":
+            return "verified size only (check_hashes='never')"
+        if pin.crc32c and "-" in pin.crc32c:
+            return "verified size only: the store keeps a composite (per-part) crc32c"
+        return "verified size only: the source states no digest"
+
+
+def _free_bytes(path: str) -> int:
+    st = os.statvfs(path or ".")
+    return st.f_bavail * st.f_frsize
+
+
+def _fsync_dir(path: str) -> None:
+    """Make the rename durable: fsync the directory entry."""
+    fd = os.open(path or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,63 @@
+"""Manifest rows: one per object, gsutil's manifest columns plus crc32c and the upload id."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+
+from ferry_provider.hooks.errors import FerryError
+
+OK, SKIP, ERROR = "OK", "skip", "error"
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class ManifestRow:
+    source: str
+    destination: str
+    start: str
+    end: str = ""
+    source_size: int | None = None
+    bytes_transferred: int = 0
+    md5: str = ""
+    crc32c: str = ""
+    upload_id: str = ""
+    result: str = ""
+    description: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def finish(self, result: str, description: str = "") -> ManifestRow:
+        self.result = result
+        self.description = description.replace("\n", "\\n")
+        self.end = now()
+        return self
+
+
+class TransferError(FerryError):
+    """A transfer failed; ``row`` is its ``error`` manifest row, so no row is ever dropped."""
+
+    def __init__(self, message: str, row: ManifestRow, cause: BaseException | None = None) -> None:
+        super().__init__(message, url=row.source)
+        self.row = row
+        self.cause = cause
+
+
+COLUMNS = [f.name for f in fields(ManifestRow)]
+
+
+def append_rows(path: str, rows: list[ManifestRow]) -> None:
+    """Append rows to a CSV manifest, writing the header when the file is new."""
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow(row.to_dict())

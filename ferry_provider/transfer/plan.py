@@ -1,0 +1,73 @@
+"""How an object is cut into parts: sizes adaptive to the object, the parallelism and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 1 << 20
+MIN_AUTO_PART = 8 * MiB
+MAX_AUTO_PART = 64 * MiB
+PARTS_PER_WORKER = 4  # enough parts that a slow one does not leave the other workers idle
+
+
+@dataclass(frozen=True)
+class Part:
+    """Bytes ``[start, end)`` of the object; ``index`` is 0-based."""
+
+    index: int
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class RangePlan:
+    size: int
+    part_size: int
+
+    @property
+    def parts(self) -> list[Part]:
+        if self.size == 0:
+            return [Part(0, 0, 0)]
+        return [
+            Part(i, start, min(start + self.part_size, self.size))
+            for i, start in enumerate(range(0, self.size, self.part_size))
+        ]
+
+
+def choose_part_size(
+    size: int,
+    parallelism: int,
+    *,
+    requested: int | None = None,
+    min_part: int = 0,
+    max_part: int = 0,
+    max_parts: int = 0,
+) -> int:
+    """The part size for ``size`` bytes.
+
+    A ``requested`` size is honoured but must respect the store's minimum (an error names both
+    values) and is raised when it would need more parts than the store allows. Otherwise the
+    size aims at ``PARTS_PER_WORKER`` parts per worker, within 8-64 MiB, rounded to whole MiB.
+    """
+    if requested is not None:
+        if requested <= 0:
+            raise ValueError(f"part_size must be positive, got {requested}")
+        if min_part and requested < min_part and requested < size:
+            raise ValueError(f"part_size {requested} is below the store's minimum part size {min_part}")
+        part = requested
+    else:
+        target = -(-size // max(1, parallelism * PARTS_PER_WORKER))
+        part = min(MAX_AUTO_PART, max(MIN_AUTO_PART, -(-target // MiB) * MiB))
+        part = max(part, min_part)
+    if max_parts and size > part * max_parts:
+        part = -(-size // max_parts)
+        part = -(-part // MiB) * MiB
+    if max_part and part > max_part:
+        if max_parts and size > max_part * max_parts:
+            raise ValueError(f"{size} bytes need more than {max_parts} parts of at most {max_part} bytes")
+        part = max_part
+    return max(part, 1)

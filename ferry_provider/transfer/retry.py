@@ -1,0 +1,46 @@
+"""Retry policy for one unit of work (a part, a request): tenacity with backoff and jitter.
+
+Only TransientError is retried (connection failures, timeouts, 429 and 5xx, short bodies); a
+server's Retry-After wins over the computed wait. The final error says how many attempts ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from ferry_provider.hooks.errors import TransientError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    initial_wait: float = 0.5
+    max_wait: float = 20.0
+
+    def run(self, fn: Callable[[], T], *, what: str) -> T:
+        """Call ``fn`` until it succeeds or attempts run out; re-raise the last error, annotated."""
+        exponential = wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, TransientError) and exc.retry_after is not None:
+                return min(exc.retry_after, self.max_wait * 3)
+            return exponential(state)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait,
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except TransientError as exc:
+            exc.args = (f"{what}: gave up after {self.attempts} attempts: {exc}",)
+            raise

@@ -1,0 +1,317 @@
+"""The parallel ranged download engine against real servers, with faults through a real proxy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from ferry_provider.hooks.errors import ChecksumMismatchError, SourceChangedError
+from ferry_provider.hooks.s3 import FerryS3Hook
+from ferry_provider.transfer.download import DownloadOptions, download
+from ferry_provider.transfer.manifest import ERROR, OK, SKIP, TransferError
+from ferry_provider.transfer.retry import RetryPolicy
+from tests.conftest import GCS_CONN, S3_CONN, make_gcs_bucket, make_s3_bucket
+from tests.servers.fault_proxy import FaultProxy
+from tests.servers.seaweedfs import S3Endpoint
+from tests.stores import MiB, Store, crc32c_hex, http_store, local_store, unique_prefix
+
+BUCKET = "ferry-download"
+PART = 1 * MiB
+FAST_RETRY = RetryPolicy(attempts=4, initial_wait=0.05, max_wait=0.2)
+
+
+def opts(**kw) -> DownloadOptions:
+    kw.setdefault("part_size", PART)
+    kw.setdefault("parallelism", 4)
+    kw.setdefault("retry", FAST_RETRY)
+    return DownloadOptions(**kw)
+
+
+@pytest.fixture(params=["s3", "gcs", "http", "local"])
+def store(request, tmp_path_factory) -> Store:
+    kind = request.param
+    if kind == "s3":
+        make_s3_bucket(request.getfixturevalue("seaweedfs"), BUCKET)
+        return Store("s3", FerryS3Hook(S3_CONN), f"s3://{BUCKET}/{unique_prefix()}")
+    if kind == "gcs":
+        from ferry_provider.hooks.gcs import FerryGCSHook
+
+        make_gcs_bucket(request.getfixturevalue("gcs_endpoint"), BUCKET)
+        return Store("gcs", FerryGCSHook(GCS_CONN), f"gs://{BUCKET}/{unique_prefix()}")
+    if kind == "http":
+        url, root, _ = request.getfixturevalue("http_server")
+        return http_store(url, root)
+    return local_store(str(tmp_path_factory.mktemp("local-src")))
+
+
+def assert_clean(directory) -> None:
+    """No temporary or tracker file is left beside the destination."""
+    leftovers = [n for n in os.listdir(directory) if ".ferry-" in n]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, PART - 1, PART, PART + 1, 3 * PART + 12345], ids=["0", "1", "part-1", "part", "part+1", "3parts+"]
+)
+def test_bytes_are_identical_for_every_size(store: Store, tmp_path, size: int) -> None:
+    data = os.urandom(size)
+    url = store.seed("obj", data)
+    row = download(store.hook, url, str(tmp_path / "out.bin"), opts())
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert row.result == OK
+    assert row.source_size == size == row.bytes_transferred
+    assert row.crc32c == crc32c_hex(data)
+    if store.keeps_crc32c:
+        assert "verified size and crc32c" in row.description
+    assert_clean(tmp_path)
+
+
+def test_large_object_in_parallel_parts(store: Store, tmp_path) -> None:
+    size = 105 * MiB + 17
+    data = os.urandom(size)
+    if store.hook.capabilities.multipart_upload:
+        store.join([data[i : i + 16 * MiB] for i in range(0, size, 16 * MiB)], "big")
+        url = store.url("big")
+    else:
+        url = store.seed("big", data)
+    row = download(store.hook, url, str(tmp_path / "big.bin"), opts(part_size=16 * MiB, parallelism=4))
+    assert row.result == OK
+    assert hashlib.sha256((tmp_path / "big.bin").read_bytes()).digest() == hashlib.sha256(data).digest()
+    assert row.crc32c == crc32c_hex(data)
+    if store.keeps_crc32c:
+        assert "crc32c" in row.description
+
+
+def test_destination_directory_gets_the_key_basename_and_parents_are_created(store: Store, tmp_path) -> None:
+    url = store.seed("nested/name.txt", b"payload")
+    row = download(store.hook, url, str(tmp_path / "a" / "b") + "/", opts())
+    assert row.destination == str(tmp_path / "a" / "b" / "name.txt")
+    assert (tmp_path / "a" / "b" / "name.txt").read_bytes() == b"payload"
+
+
+def test_existing_identical_destination_is_a_skip(seaweedfs, tmp_path) -> None:
+    make_s3_bucket(seaweedfs, BUCKET)
+    hook = FerryS3Hook(S3_CONN)
+    data = os.urandom(3 * PART)
+    url = f"s3://{BUCKET}/{unique_prefix()}same"
+    hook.put(url, data, crc32c=crc32c_hex(data))
+    dest = tmp_path / "same.bin"
+    assert download(hook, url, str(dest), opts()).result == OK
+    again = download(hook, url, str(dest), opts())
+    assert again.result == SKIP and "identical" in again.description and again.bytes_transferred == 0
+    dest.write_bytes(b"x" * len(data))  # same size, different bytes: transferred again
+    assert download(hook, url, str(dest), opts()).result == OK
+    assert dest.read_bytes() == data
+    dest.write_bytes(b"other")
+    clobber = download(hook, url, str(dest), opts(no_clobber=True))
+    assert clobber.result == SKIP and "no_clobber" in clobber.description
+    assert dest.read_bytes() == b"other"
+
+
+def test_expected_digest_mismatch_leaves_nothing(http_server, tmp_path) -> None:
+    url, root, _ = http_server
+    data = os.urandom(2 * PART + 5)
+    with open(os.path.join(root, "digest.bin"), "wb") as f:
+        f.write(data)
+    good = hashlib.sha256(data).hexdigest()
+    from ferry_provider.hooks.http import FerryHTTPHook
+
+    hook = FerryHTTPHook()
+    row = download(hook, f"{url}/digest.bin", str(tmp_path / "ok.bin"), opts(expected_digests={"sha256": good}))
+    assert row.result == OK and "sha256" in row.description
+    with pytest.raises(TransferError) as err:
+        download(hook, f"{url}/digest.bin", str(tmp_path / "bad.bin"), opts(expected_digests={"sha256": "00" * 32}))
+    assert isinstance(err.value.cause, ChecksumMismatchError)
+    assert f"expected {'00' * 32}, got {good}" in str(err.value)
+    assert err.value.row.result == ERROR
+    assert not (tmp_path / "bad.bin").exists()
+    assert_clean(tmp_path)
+    with pytest.raises(TransferError, match="expected 5 bytes, the source has"):
+        download(hook, f"{url}/digest.bin", str(tmp_path / "bad.bin"), opts(expected_size=5))
+
+
+def test_server_without_ranges_falls_back_to_one_stream(http_server, tmp_path) -> None:
+    url, root, _log = http_server
+    data = os.urandom(3 * PART + 3)
+    with open(os.path.join(root, "whole.bin"), "wb") as f:
+        f.write(data)
+    from ferry_provider.hooks.http import FerryHTTPHook
+
+    row = download(
+        FerryHTTPHook(),
+        f"{url}/norange/whole.bin",
+        str(tmp_path / "w.bin"),
+        opts(expected_digests={"md5": hashlib.md5(data).hexdigest()}),
+    )
+    assert (tmp_path / "w.bin").read_bytes() == data
+    assert row.result == OK and "md5" in row.description
+
+
+# -- faults through the proxy -----------------------------------------------------------------
+@pytest.fixture
+def s3_proxy(seaweedfs: S3Endpoint, monkeypatch):
+    """(hook through the proxy, direct hook, proxy): the same S3 store, one path with faults."""
+    make_s3_bucket(seaweedfs, BUCKET)
+    proxy = FaultProxy(seaweedfs.url)
+    url = proxy.start()
+    conn = json.loads(seaweedfs.connection_json())
+    conn["extra"]["endpoint_url"] = url
+    monkeypatch.setenv("AIRFLOW_CONN_FERRY_PROXY_S3", json.dumps(conn))
+    yield FerryS3Hook("ferry_proxy_s3"), FerryS3Hook(S3_CONN), proxy
+    proxy.stop()
+
+
+def put_object(hook: FerryS3Hook, size: int, name: str = "obj") -> tuple[str, bytes]:
+    data = os.urandom(size)
+    url = f"s3://{BUCKET}/{unique_prefix()}{name}"
+    hook.put(url, data, crc32c=crc32c_hex(data))
+    return url, data
+
+
+def test_flipped_byte_fails_with_no_file_at_the_destination(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, data = put_object(direct, 3 * PART + 100)
+    proxy.faults.flip_offset = 2 * PART + 7
+    with pytest.raises(TransferError) as err:
+        download(via_proxy, url, str(tmp_path / "flipped.bin"), opts())
+    assert "crc32c mismatch: expected " + crc32c_hex(data) in str(err.value)
+    assert not (tmp_path / "flipped.bin").exists()
+    assert_clean(tmp_path)
+
+
+def test_cut_connections_resume_at_the_last_good_byte(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, data = put_object(direct, 4 * PART)
+    proxy.faults.cut_after, proxy.faults.cut_times = 300_000, 2
+    row = download(via_proxy, url, str(tmp_path / "cut.bin"), opts(parallelism=1))
+    assert (tmp_path / "cut.bin").read_bytes() == data
+    ranges = [r.range for r in proxy.records if r.method == "GET"]
+    # The two cut parts were continued from byte 300000 of their part, not restarted.
+    assert "bytes=300000-1048575" in ranges
+    assert proxy.body_bytes("GET") == len(data)
+    assert row.bytes_transferred == len(data)
+
+
+def test_throttling_is_retried_honouring_retry_after(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, data = put_object(direct, 2 * PART)
+    proxy.faults.error_status, proxy.faults.error_times, proxy.faults.retry_after = 503, 2, "1"
+    started = time.monotonic()
+    download(via_proxy, url, str(tmp_path / "throttled.bin"), opts(parallelism=1))
+    assert (tmp_path / "throttled.bin").read_bytes() == data
+    assert [r.status for r in proxy.records if r.method == "GET"][:2] == [503, 503]
+    assert time.monotonic() - started >= 1.0  # botocore or Ferry waited for Retry-After
+
+
+def test_persistent_failure_names_the_part_and_keeps_state_for_resume(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, data = put_object(direct, 3 * PART)
+    proxy.faults.cut_after, proxy.faults.cut_times, proxy.faults.only_path = 1000, 100, url.split("/", 3)[3]
+    dest = tmp_path / "fails.bin"
+    with pytest.raises(TransferError, match=r"part \d \(bytes \d+-\d+\): gave up after 4 attempts") as err:
+        download(via_proxy, url, str(dest), opts(parallelism=1))
+    assert err.value.row.result == ERROR
+    assert not dest.exists()
+    assert (tmp_path / "fails.bin.ferry-tracker").exists() and (tmp_path / "fails.bin.ferry-tmp").exists()
+    proxy.reset()
+    row = download(via_proxy, url, str(dest), opts(parallelism=1))
+    assert dest.read_bytes() == data and row.result == OK
+    assert_clean(tmp_path)
+
+
+def test_source_overwritten_mid_download_is_detected(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, _data = put_object(direct, 8 * PART)
+    proxy.faults.delay_per_chunk = 0.01  # about 6 MiB/s: the overwrite lands mid-transfer
+    writer = threading.Timer(0.3, lambda: direct.put(url, os.urandom(8 * PART)))
+    writer.start()
+    with pytest.raises(TransferError, match="changed since it was examined") as err:
+        download(via_proxy, url, str(tmp_path / "moving.bin"), opts(parallelism=2))
+    writer.join()
+    assert isinstance(err.value.cause, SourceChangedError)
+    assert not (tmp_path / "moving.bin").exists()
+    assert_clean(tmp_path)
+    # With restart_on_change the new version is fetched whole and verified.
+    proxy.faults.delay_per_chunk = 0
+    newer = os.urandom(5 * PART)
+    direct.put(url, newer, crc32c=crc32c_hex(newer))
+    row = download(via_proxy, url, str(tmp_path / "moving.bin"), opts(restart_on_change=True))
+    assert (tmp_path / "moving.bin").read_bytes() == newer and row.result == OK
+
+
+def test_sigkill_mid_download_then_resume_fetches_only_the_missing_parts(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    part = 2 * MiB
+    url, data = put_object(direct, 24 * MiB)
+    proxy.faults.delay_per_chunk = 0.004  # ~16 MiB/s per connection: several seconds in all
+    dest = tmp_path / "killed.bin"
+    tracker = tmp_path / "killed.bin.ferry-tracker"
+    argv = [
+        sys.executable,
+        "-m",
+        "ferry_provider.cli",
+        "cp",
+        url,
+        str(dest),
+        "--conn",
+        "ferry_proxy_s3",
+        "-j",
+        "2",
+        "--part-size",
+        "2MiB",
+        "--quiet",
+    ]
+    child = subprocess.Popen(argv, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    done_parts: dict = {}
+    while time.monotonic() < deadline:
+        if tracker.exists():
+            try:
+                done_parts = json.loads(tracker.read_text())["parts"]
+            except ValueError:
+                done_parts = {}
+            if len(done_parts) >= 3:
+                break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait(10)
+    assert len(done_parts) >= 3, child.stderr.read().decode()
+    assert not dest.exists()
+    assert oct(tracker.stat().st_mode & 0o777) == "0o600"
+    done_parts = json.loads(tracker.read_text())["parts"]  # as the killed process left it
+    proxy.reset()
+    row = download(via_proxy, url, str(dest), opts(part_size=part, parallelism=2))
+    assert dest.read_bytes() == data
+    assert row.result == OK and f"resumed: {len(done_parts)} part(s) reused" in row.description
+    expected = len(data) - sum(p["size"] for p in done_parts.values())
+    assert proxy.body_bytes("GET") == expected == row.bytes_transferred
+    assert_clean(tmp_path)
+
+
+def test_verify_on_resume_refetches_a_damaged_part(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, data = put_object(direct, 4 * PART)
+    dest = tmp_path / "damaged.bin"
+    # A tracker that says parts 0-3 are done, over a temp file whose part 1 was damaged on disk.
+    pin = direct.head(url)
+    identity = {"source": url, "size": pin.size, "etag": pin.etag, "version": pin.version, "part_size": PART}
+    state = {"format": 1, "identity": identity, "parts": {}, "extra": {}}
+    damaged = bytearray(data)
+    damaged[PART + 5] ^= 0xFF
+    (tmp_path / "damaged.bin.ferry-tmp").write_bytes(bytes(damaged))
+    for i in range(4):
+        chunk = data[i * PART : (i + 1) * PART]
+        state["parts"][str(i)] = {"crc32c": int(crc32c_hex(chunk), 16), "size": len(chunk)}
+    (tmp_path / "damaged.bin.ferry-tracker").write_text(json.dumps(state))
+    row = download(via_proxy, url, str(dest), opts(parallelism=1, verify_on_resume=True))
+    assert dest.read_bytes() == data
+    assert proxy.body_bytes("GET") == PART  # only the damaged part was fetched again
+    assert "resumed: 3 part(s) reused" in row.description
