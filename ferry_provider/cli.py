@@ -117,12 +117,18 @@ def _cp(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Airflow's own logging is chatty; the CLI shows Ferry's progress lines and nothing else.
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    from ferry_provider.hooks.errors import FerryError, InvalidArgumentError  # imports Airflow: logging set
+
+    # Airflow routes the root logger to stdout; stdout is for results (JSON rows), so Ferry's
+    # progress lines get their own stderr handler and Airflow's chatter is held to warnings.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    ferry_log = logging.getLogger("ferry_provider")
+    ferry_log.handlers[:] = [handler]
+    ferry_log.propagate = False
     quiet = getattr(args, "quiet", True) or args.command == "stat"
-    logging.getLogger("ferry_provider").setLevel(logging.WARNING if quiet else logging.INFO)
+    ferry_log.setLevel(logging.WARNING if quiet else logging.INFO)
     logging.getLogger("airflow").setLevel(logging.WARNING)
-    from ferry_provider.hooks.errors import FerryError, InvalidArgumentError
 
     try:
         return {"stat": _stat, "cp": _cp}[args.command](args)

@@ -12,6 +12,7 @@ _HOME = tempfile.mkdtemp(prefix="ferry-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dags")
 os.environ.pop("STORAGE_EMULATOR_HOST", None)
 # Never let boto3's credential chain or google-auth probe cloud metadata servers off this machine.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -23,13 +24,17 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 import requests  # noqa: E402
 
+from ferry_provider.hooks.s3 import FerryS3Hook  # noqa: E402
+from tests.servers.fault_proxy import FaultProxy  # noqa: E402
 from tests.servers.gcs_emulator import start_gcs_emulator  # noqa: E402
 from tests.servers.http_range_server import start_http_server  # noqa: E402
 from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs  # noqa: E402
+from tests.stores import crc32c_hex, unique_prefix  # noqa: E402
 
 S3_CONN = "ferry_test_s3"
 GCS_CONN = "ferry_test_gcs"
 GCS_PROJECT = "ferry-test"
+PROXY_BUCKET = "ferry-proxied"
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +78,44 @@ def http_server(workdir: str) -> Iterator[tuple[str, str, str]]:
         proc.stop()
 
 
-def make_s3_bucket(endpoint: S3Endpoint, name: str) -> None:
-    from ferry_provider.hooks.s3 import FerryS3Hook
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A real Airflow metadata database (SQLite) for ``dag.test()``."""
+    from airflow.utils import db
 
+    db.initdb()
+
+
+def run_dag(dag_id: str) -> object:
+    """Parse ``tests/dags`` and run one DAG in-process; return its DagRun."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id].test()
+
+
+@pytest.fixture
+def s3_proxy(seaweedfs: S3Endpoint, monkeypatch):
+    """(hook through the proxy, direct hook, proxy): the same S3 store, one path with faults."""
+    make_s3_bucket(seaweedfs, PROXY_BUCKET)
+    proxy = FaultProxy(seaweedfs.url)
+    url = proxy.start()
+    conn = json.loads(seaweedfs.connection_json())
+    conn["extra"]["endpoint_url"] = url
+    monkeypatch.setenv("AIRFLOW_CONN_FERRY_PROXY_S3", json.dumps(conn))
+    yield FerryS3Hook("ferry_proxy_s3"), FerryS3Hook(S3_CONN), proxy
+    proxy.stop()
+
+
+def put_object(hook: FerryS3Hook, size: int, name: str = "obj") -> tuple[str, bytes]:
+    data = os.urandom(size)
+    url = f"s3://{PROXY_BUCKET}/{unique_prefix()}{name}"
+    hook.put(url, data, crc32c=crc32c_hex(data))
+    return url, data
+
+
+def make_s3_bucket(endpoint: S3Endpoint, name: str) -> None:
     client = FerryS3Hook(S3_CONN).client
     with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=name)

@@ -84,3 +84,44 @@ def test_airflow_lists_the_provider_and_its_connection_types() -> None:
         assert conn_type in by_type, sorted(by_type)
         assert by_type[conn_type]["class"].endswith(cls)
         assert by_type[conn_type]["package_name"] == "airflow-provider-ferry"
+
+
+def test_cp_downloads_and_prints_the_manifest_row(seaweedfs: S3Endpoint, tmp_path) -> None:
+    from ferry_provider.hooks.s3 import FerryS3Hook
+
+    make_s3_bucket(seaweedfs, "ferry-cli")
+    data = os.urandom(3 << 20)
+    FerryS3Hook(S3_CONN).put("s3://ferry-cli/cp.bin", data, crc32c=crc32c_hex(data))
+    out = run(
+        [
+            *FERRY,
+            "cp",
+            "s3://ferry-cli/cp.bin",
+            str(tmp_path) + "/",
+            "--conn",
+            S3_CONN,
+            "--part-size",
+            "1MiB",
+            "-j",
+            "3",
+            "--json",
+        ]
+    )
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert row["result"] == "OK" and row["crc32c"] == crc32c_hex(data)
+    assert (tmp_path / "cp.bin").read_bytes() == data
+    again = run([*FERRY, "cp", "s3://ferry-cli/cp.bin", str(tmp_path / "cp.bin"), "--conn", S3_CONN])
+    assert again.returncode == 0 and again.stdout.startswith("skip: ")
+
+
+def test_cp_errors(seaweedfs: S3Endpoint, tmp_path) -> None:
+    make_s3_bucket(seaweedfs, "ferry-cli")
+    missing = run([*FERRY, "cp", "s3://ferry-cli/absent", str(tmp_path / "x"), "--conn", S3_CONN, "--json"])
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["result"] == "error"  # the row is printed even on failure
+    assert "ferry: cp failed: s3://ferry-cli/absent" in missing.stderr
+    bad_size = run([*FERRY, "cp", "s3://ferry-cli/absent", str(tmp_path / "x"), "--part-size", "lots"])
+    assert bad_size.returncode == 2 and "not a size: 'lots'" in bad_size.stderr
+    remote = run([*FERRY, "cp", str(tmp_path / "x"), "s3://ferry-cli/up"])
+    assert remote.returncode == 2 and "only local destinations" in remote.stderr

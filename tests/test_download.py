@@ -18,9 +18,7 @@ from ferry_provider.hooks.s3 import FerryS3Hook
 from ferry_provider.transfer.download import DownloadOptions, download
 from ferry_provider.transfer.manifest import ERROR, OK, SKIP, TransferError
 from ferry_provider.transfer.retry import RetryPolicy
-from tests.conftest import GCS_CONN, S3_CONN, make_gcs_bucket, make_s3_bucket
-from tests.servers.fault_proxy import FaultProxy
-from tests.servers.seaweedfs import S3Endpoint
+from tests.conftest import GCS_CONN, S3_CONN, make_gcs_bucket, make_s3_bucket, put_object
 from tests.stores import MiB, Store, crc32c_hex, http_store, local_store, unique_prefix
 
 BUCKET = "ferry-download"
@@ -156,26 +154,6 @@ def test_server_without_ranges_falls_back_to_one_stream(http_server, tmp_path) -
 
 
 # -- faults through the proxy -----------------------------------------------------------------
-@pytest.fixture
-def s3_proxy(seaweedfs: S3Endpoint, monkeypatch):
-    """(hook through the proxy, direct hook, proxy): the same S3 store, one path with faults."""
-    make_s3_bucket(seaweedfs, BUCKET)
-    proxy = FaultProxy(seaweedfs.url)
-    url = proxy.start()
-    conn = json.loads(seaweedfs.connection_json())
-    conn["extra"]["endpoint_url"] = url
-    monkeypatch.setenv("AIRFLOW_CONN_FERRY_PROXY_S3", json.dumps(conn))
-    yield FerryS3Hook("ferry_proxy_s3"), FerryS3Hook(S3_CONN), proxy
-    proxy.stop()
-
-
-def put_object(hook: FerryS3Hook, size: int, name: str = "obj") -> tuple[str, bytes]:
-    data = os.urandom(size)
-    url = f"s3://{BUCKET}/{unique_prefix()}{name}"
-    hook.put(url, data, crc32c=crc32c_hex(data))
-    return url, data
-
-
 def test_flipped_byte_fails_with_no_file_at_the_destination(s3_proxy, tmp_path) -> None:
     via_proxy, direct, proxy = s3_proxy
     url, data = put_object(direct, 3 * PART + 100)
@@ -315,3 +293,28 @@ def test_verify_on_resume_refetches_a_damaged_part(s3_proxy, tmp_path) -> None:
     assert dest.read_bytes() == data
     assert proxy.body_bytes("GET") == PART  # only the damaged part was fetched again
     assert "resumed: 3 part(s) reused" in row.description
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 2 MiB filesystem (tmpfs), where this machine lets us mount one."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_disk_full_fails_early_and_clearly_leaving_nothing(seaweedfs, tiny_disk) -> None:
+    make_s3_bucket(seaweedfs, BUCKET)
+    hook = FerryS3Hook(S3_CONN)
+    data = os.urandom(3 * PART)
+    url = f"s3://{BUCKET}/{unique_prefix()}too-big"
+    hook.put(url, data, crc32c=crc32c_hex(data))
+    with pytest.raises(TransferError, match=r"not enough disk space: need 3145728 bytes, \d+ free"):
+        download(hook, url, str(tiny_disk / "too-big.bin"), opts())
+    assert os.listdir(tiny_disk) == []

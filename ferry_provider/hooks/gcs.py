@@ -37,6 +37,7 @@ from ferry_provider.hooks.http_session import (
     STREAM_ERRORS,
     mount_pool,
     request_errors,
+    socket_stream,
     status_error,
 )
 from ferry_provider.hooks.url import ObjectURL
@@ -203,7 +204,7 @@ class FerryGCSHook(BaseHook, StorageHook):
                 resp.close()
 
         return RangeReader(
-            resp.raw, url=u.raw, start=start, length=length, release=release, stream_errors=STREAM_ERRORS
+            socket_stream(resp.raw), url=u.raw, start=start, length=length, release=release, stream_errors=STREAM_ERRORS
         )
 
     def _check_media(

@@ -36,6 +36,7 @@ from ferry_provider.hooks.errors import (
     SourceChangedError,
     TransientError,
 )
+from ferry_provider.hooks.http_session import socket_stream
 from ferry_provider.hooks.url import ObjectURL
 
 MiB = 1 << 20
@@ -260,7 +261,7 @@ class FerryS3Hook(BaseHook, StorageHook):
                 raw.close()
 
         return RangeReader(
-            raw,
+            socket_stream(raw),
             url=u.raw,
             start=start,
             length=length,

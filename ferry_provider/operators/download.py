@@ -21,7 +21,9 @@ class FerryDownloadOperator(BaseOperator):
     retried task resumes from the tracker file beside the destination. The manifest row is the
     task's return value (XCom ``return_value``); when the transfer fails, the ``error`` row is
     pushed as XCom ``manifest_row`` before the task fails, so no row is lost. With
-    ``manifest_path`` rows are also appended to a CSV file.
+    ``manifest_path`` rows are also appended to a CSV file. ``retry_attempts`` bounds the
+    retries of each request within one try (Airflow's ``retries`` then start a new try, which
+    resumes).
     """
 
     template_fields: Sequence[str] = (
@@ -52,6 +54,8 @@ class FerryDownloadOperator(BaseOperator):
         expected_size: int | None = None,
         state_dir: str | None = None,
         manifest_path: str | None = None,
+        retry_attempts: int = 5,
+        retry_max_wait: float = 20.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -70,6 +74,8 @@ class FerryDownloadOperator(BaseOperator):
         self.expected_size = expected_size
         self.state_dir = state_dir
         self.manifest_path = manifest_path
+        self.retry_attempts = retry_attempts
+        self.retry_max_wait = retry_max_wait
 
     def execute(self, context: Context) -> dict[str, Any]:
         options = DownloadOptions(
@@ -84,7 +90,7 @@ class FerryDownloadOperator(BaseOperator):
             expected_size=int(self.expected_size) if self.expected_size not in (None, "") else None,
             expected_digests=dict(self.expected_digests),
             state_dir=self.state_dir,
-            retry=RetryPolicy(),
+            retry=RetryPolicy(attempts=self.retry_attempts, max_wait=self.retry_max_wait),
         )
         hook = hook_for(self.source, self.conn_id, max_connections=self.parallelism)
         try:

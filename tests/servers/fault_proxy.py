@@ -27,6 +27,7 @@ class Faults:
     cut_times: int = 0  # ...this many times
     error_status: int = 0  # answer GETs with this status...
     error_times: int = 0  # ...this many times
+    error_after_requests: int = 0  # ...but only after this many GETs went through unharmed
     retry_after: str | None = None
     only_path: str | None = None  # faults apply only to paths containing this
     delay_per_chunk: float = 0.0  # seconds slept per 64 KiB of GET body: a slow link
@@ -81,6 +82,9 @@ class FaultProxy:
             if f.only_path and f.only_path not in path:
                 return False
             if kind == "error" and f.error_times > 0:
+                if f.error_after_requests > 0:
+                    f.error_after_requests -= 1
+                    return False
                 f.error_times -= 1
                 return True
             if kind == "cut" and f.cut_times > 0 and f.cut_after is not None:

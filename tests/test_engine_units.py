@@ -1,0 +1,171 @@
+"""Engine pieces on their own: part plans, CRC32C combining, tracker files, retry waits."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+
+import google_crc32c
+import pytest
+
+from ferry_provider.hooks.errors import InvalidArgumentError, NotFoundError, TransientError
+from ferry_provider.transfer import checksums
+from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
+from ferry_provider.transfer.download import DownloadOptions
+from ferry_provider.transfer.plan import MiB, RangePlan, choose_part_size
+from ferry_provider.transfer.retry import RetryPolicy
+
+
+@pytest.mark.parametrize(
+    ("size", "parallelism", "expected"),
+    [
+        (1, 8, 8 * MiB),  # floor
+        (100 * MiB, 8, 8 * MiB),  # 100 MiB / 32 parts rounds up to the 8 MiB floor
+        (1 << 30, 8, 32 * MiB),  # 1 GiB / 32 parts
+        (64 << 30, 8, 64 * MiB),  # ceiling
+    ],
+)
+def test_adaptive_part_size(size: int, parallelism: int, expected: int) -> None:
+    assert choose_part_size(size, parallelism) == expected
+
+
+def test_part_size_respects_store_limits() -> None:
+    # Too many parts for S3: the plan raises the part size instead of failing.
+    big = 5 * (1 << 40)
+    part = choose_part_size(big, 8, requested=64 * MiB, max_parts=10_000, max_part=5 << 30)
+    assert -(-big // part) <= 10_000 and part % MiB == 0
+    with pytest.raises(ValueError, match=r"part_size 1048576 is below the store's minimum part size 5242880"):
+        choose_part_size(100 * MiB, 8, requested=MiB, min_part=5 * MiB)
+    # A requested size below the minimum is fine when the whole object fits in one part.
+    assert choose_part_size(512 * 1024, 8, requested=MiB, min_part=5 * MiB) == MiB
+
+
+def test_plan_covers_every_byte_once() -> None:
+    for size in (0, 1, MiB - 1, MiB, MiB + 1, 10 * MiB + 3):
+        parts = RangePlan(size, MiB).parts
+        assert parts[0].start == 0 and parts[-1].end == size
+        assert all(a.end == b.start for a, b in itertools.pairwise(parts))
+        assert [p.index for p in parts] == list(range(len(parts)))
+
+
+def test_crc32c_matches_the_reference_and_the_check_value() -> None:
+    assert checksums.hex32(checksums.crc32c(b"123456789")) == "e3069283"
+    data = os.urandom(100_000)
+    assert checksums.crc32c(memoryview(bytearray(data))) == google_crc32c.value(data)
+
+
+def test_combine_equals_crc_of_the_concatenation() -> None:
+    rng = random.Random(7)
+    for _ in range(100):
+        a, b = rng.randbytes(rng.randint(0, 3000)), rng.randbytes(rng.randint(0, 3000))
+        want = google_crc32c.value(a + b)
+        assert checksums.combine(google_crc32c.value(a), google_crc32c.value(b), len(b)) == want
+        # The pure-Python path (used without awscrt) must agree too.
+        pure = checksums._gf2_multiply(checksums._x8n(len(b)), google_crc32c.value(a)) ^ google_crc32c.value(b)
+        assert pure == want
+    chunks = [rng.randbytes(rng.randint(1, 5000)) for _ in range(20)]
+    folded = checksums.combine_all((google_crc32c.value(c), len(c)) for c in chunks)
+    assert folded == google_crc32c.value(b"".join(chunks))
+
+
+def test_pure_combine_agrees_with_awscrt_for_huge_lengths() -> None:
+    from awscrt.checksums import combine_crc32c
+
+    rng = random.Random(11)
+    for length in (5 << 30, (1 << 40) + 12345, 48 << 40):
+        a, b = rng.getrandbits(32), rng.getrandbits(32)
+        pure = checksums._gf2_multiply(checksums._x8n(length), a) ^ b
+        assert pure == combine_crc32c(a, b, length)
+
+
+def test_file_digest(tmp_path) -> None:
+    import hashlib
+
+    data = os.urandom(9 << 20)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert checksums.file_digest(str(path), "sha256") == hashlib.sha256(data).hexdigest()
+    assert checksums.file_digest(str(path), "crc32c", 100, 5000) == f"{google_crc32c.value(data[100:5000]):08x}"
+
+
+def test_checkpoint_round_trip_and_identity_mismatch(tmp_path) -> None:
+    path = str(tmp_path / "t.ferry-tracker")
+    identity = {"source": "s3://b/k", "size": 10, "etag": "e1", "version": None, "part_size": 4}
+    cp = Checkpoint.load(path, identity)
+    cp.record(0, crc32c=123, size=4)
+    cp.record(2, crc32c=456, size=2)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    again = Checkpoint.load(path, identity)
+    assert again.parts == {0: {"crc32c": 123, "size": 4}, 2: {"crc32c": 456, "size": 2}}
+    assert Checkpoint.load(path, {**identity, "etag": "e2"}).parts == {}  # source changed
+    assert Checkpoint.load(path, {**identity, "part_size": 8}).parts == {}  # different plan
+    with open(path, "w") as f:
+        f.write("{not json")
+    assert Checkpoint.load(path, identity).parts == {}
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".ferry-tracker-")] == []  # no temp left
+
+
+def test_tracker_in_a_state_dir_has_a_stable_unique_name(tmp_path) -> None:
+    a = tracker_path("/data/x/file.bin", str(tmp_path))
+    assert a == tracker_path("/data/x/file.bin", str(tmp_path))
+    assert a != tracker_path("/data/y/file.bin", str(tmp_path))
+    assert os.path.dirname(a) == str(tmp_path)
+    assert tracker_path("/data/x/file.bin", None) == "/data/x/file.bin.ferry-tracker"
+
+
+def test_retry_policy_honours_retry_after_and_gives_up_with_a_count() -> None:
+    calls: list[float] = []
+
+    def flaky() -> str:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise TransientError("busy", retry_after=0.3)
+        return "done"
+
+    assert RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.5).run(flaky, what="x") == "done"
+    assert calls[1] - calls[0] >= 0.29 and calls[2] - calls[1] >= 0.29
+
+    def always() -> None:
+        raise TransientError("down")
+
+    with pytest.raises(TransientError, match="part 7: gave up after 2 attempts: down"):
+        RetryPolicy(attempts=2, initial_wait=0.01).run(always, what="part 7")
+
+    def missing() -> None:
+        calls.append(0)
+        raise NotFoundError("gone")
+
+    before = len(calls)
+    with pytest.raises(NotFoundError):
+        RetryPolicy(attempts=5).run(missing, what="y")
+    assert len(calls) == before + 1  # not retried
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"check_hashes": "sometimes"}, "check_hashes must be one of"),
+        ({"parallelism": 0}, "parallelism must be >= 1"),
+        ({"expected_digests": {"whirlpool": "00"}}, "unsupported algorithm"),
+    ],
+)
+def test_download_options_reject_bad_values(kwargs: dict, message: str) -> None:
+    with pytest.raises((InvalidArgumentError, ValueError), match=message):
+        DownloadOptions(**kwargs)
+
+
+def test_manifest_csv_escapes_newlines(tmp_path) -> None:
+    import csv
+
+    from ferry_provider.transfer.manifest import ManifestRow, append_rows
+
+    rows = [ManifestRow("s3://b/k", "/tmp/x", "t0").finish("error", "line one\nline two")]
+    append_rows(str(tmp_path / "m.csv"), rows)
+    append_rows(str(tmp_path / "m.csv"), rows)
+    with open(tmp_path / "m.csv") as f:
+        read = list(csv.DictReader(f))
+    assert len(read) == 2 and read[0]["description"] == "line one\\nline two"
+    assert json.dumps(rows[0].to_dict())  # JSON-ready for XCom
