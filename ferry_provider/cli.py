@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("source")
     cp.add_argument("destination")
     cp.add_argument("--conn", default=None, help="connection id for the remote side")
-    cp.add_argument("--parallelism", "-j", type=int, default=8)
+    cp.add_argument("--parallelism", "-j", type=int, default=None, help="default: 2 per core, 4-16")
     cp.add_argument("--part-size", type=parse_size, default=None, help="e.g. 16MiB (default: adaptive)")
     cp.add_argument(
         "--check-hashes",
@@ -76,7 +76,7 @@ def _cp(args: argparse.Namespace) -> int:
     from ferry_provider.hooks.errors import InvalidArgumentError
     from ferry_provider.hooks.factory import hook_for
     from ferry_provider.hooks.url import parse_url
-    from ferry_provider.transfer.download import DownloadOptions, download
+    from ferry_provider.transfer.download import DownloadOptions, default_parallelism, download
     from ferry_provider.transfer.manifest import TransferError
 
     if not parse_url(args.destination).is_local:
@@ -90,7 +90,7 @@ def _cp(args: argparse.Namespace) -> int:
             raise InvalidArgumentError(f"--expected-digest {item!r}: expected ALGO=HEX")
         digests[algo.lower()] = value.lower()
     options = DownloadOptions(
-        parallelism=args.parallelism,
+        parallelism=args.parallelism or default_parallelism(),
         part_size=args.part_size,
         check_hashes=args.check_hashes,
         no_clobber=args.no_clobber,
@@ -101,7 +101,7 @@ def _cp(args: argparse.Namespace) -> int:
         expected_size=args.expected_size,
         state_dir=args.state_dir,
     )
-    hook = hook_for(args.source, args.conn, max_connections=args.parallelism)
+    hook = hook_for(args.source, args.conn, max_connections=options.parallelism)
     try:
         row = download(hook, args.source, args.destination, options)
     except TransferError as exc:

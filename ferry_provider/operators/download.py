@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from ferry_provider.hooks.factory import hook_for
-from ferry_provider.transfer.download import DownloadOptions, download
+from ferry_provider.transfer.download import DownloadOptions, default_parallelism, download
 from ferry_provider.transfer.manifest import TransferError, append_rows
 from ferry_provider.transfer.retry import RetryPolicy
 
@@ -42,7 +42,7 @@ class FerryDownloadOperator(BaseOperator):
         source: str,
         destination: str,
         conn_id: str | None = None,
-        parallelism: int = 8,
+        parallelism: int | None = None,
         part_size: int | None = None,
         check_hashes: str = "if_fast_else_fail",
         no_clobber: bool = False,
@@ -79,7 +79,7 @@ class FerryDownloadOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         options = DownloadOptions(
-            parallelism=self.parallelism,
+            parallelism=self.parallelism or default_parallelism(),
             part_size=self.part_size,
             check_hashes=self.check_hashes,
             no_clobber=self.no_clobber,
@@ -92,7 +92,7 @@ class FerryDownloadOperator(BaseOperator):
             state_dir=self.state_dir,
             retry=RetryPolicy(attempts=self.retry_attempts, max_wait=self.retry_max_wait),
         )
-        hook = hook_for(self.source, self.conn_id, max_connections=self.parallelism)
+        hook = hook_for(self.source, self.conn_id, max_connections=options.parallelism)
         try:
             row = download(hook, self.source, self.destination, options)
         except TransferError as exc:

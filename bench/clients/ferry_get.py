@@ -1,0 +1,27 @@
+"""Child process: one Ferry download, timed around the engine call only."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from bench.common import vm_hwm
+from ferry_provider.hooks.factory import hook_for
+from ferry_provider.transfer.download import DownloadOptions, download
+
+
+def main() -> None:
+    source, dest, conn, parallelism = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    hook = hook_for(source, conn, max_connections=parallelism)
+    hook.head(source)  # connection set-up and credentials, outside the timed part as for boto3
+    baseline = vm_hwm()
+    started = time.perf_counter()
+    row = download(hook, source, dest, DownloadOptions(parallelism=parallelism, skip_identical=False))
+    seconds = time.perf_counter() - started
+    assert row.result == "OK" and "crc32c" in row.description, row
+    print(json.dumps({"seconds": seconds, "baseline_rss": baseline}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Benchmark plumbing: child processes timed, and their peak RSS sampled from /proc."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_DIR = os.path.join(HERE, ".bench")
+SCRATCH = "/dev/shm/ferry-bench" if os.path.isdir("/dev/shm") else os.path.join(BENCH_DIR, "scratch")
+MiB = 1 << 20
+
+
+@dataclass
+class Sample:
+    seconds: float
+    peak_rss: int  # bytes, the whole process
+    growth_rss: int | None = None  # bytes added during the transfer itself (Python clients report it)
+
+
+@dataclass
+class Contender:
+    name: str
+    argv: Sequence[str]
+    reports_own_time: bool = False  # the child prints {"seconds": .., "baseline_rss": ..} as its last line
+    env: dict[str, str] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+
+
+def vm_hwm(pid: int | str = "self") -> int:
+    """Peak resident set of a live process's current image, in bytes (``VmHWM``).
+
+    ``ru_maxrss`` from wait4 or getrusage is useless here: a forked child inherits the parent's
+    resident size at fork, so every client would show the benchmark's own memory.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def measure(contender: Contender) -> Sample:
+    """Run one client to completion. Python clients time only the transfer call (their
+    interpreter start-up is not the transfer); binaries are timed whole, start-up included."""
+    out_path = os.path.join(SCRATCH, ".child-out")
+    err_path = os.path.join(SCRATCH, ".child-err")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(contender.argv), stdout=out, stderr=err, env={**os.environ, **contender.env})
+        peak = 0
+        while proc.poll() is None:  # sample the child's own high-water mark until it exits
+            peak = max(peak, vm_hwm(proc.pid))
+            time.sleep(0.01)
+        wall = time.perf_counter() - started
+    code = proc.returncode
+    with open(out_path) as f:
+        stdout = f.read()
+    if code != 0:
+        with open(err_path) as f:
+            raise RuntimeError(f"{contender.name} failed ({code}): {f.read()[-2000:]}")
+    if contender.reports_own_time:
+        report = json.loads(stdout.strip().splitlines()[-1])
+        return Sample(report["seconds"], peak, peak - report["baseline_rss"])
+    return Sample(wall, peak)
+
+
+def fresh_scratch() -> str:
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    os.makedirs(SCRATCH)
+    return SCRATCH
+
+
+def print_table(contenders: Sequence[Contender], size: int, baseline: str) -> None:
+    base = next(c for c in contenders if c.name == baseline)
+    base_rate = size / statistics.median(s.seconds for s in base.samples)
+    print(f"\nratio = how many times faster {baseline!r} is than the client")
+    print(f"{'client':<30}{'median s':>10}{'MiB/s':>8}{'ratio':>8}{'peak RSS MiB':>14}{'transfer RSS MiB':>18}")
+    for c in contenders:
+        secs = statistics.median(s.seconds for s in c.samples)
+        rate = size / secs
+        peak = max(s.peak_rss for s in c.samples) / MiB
+        growth = [s.growth_rss for s in c.samples if s.growth_rss is not None]
+        growth_text = f"{max(growth) / MiB:.0f}" if growth else "-"
+        print(f"{c.name:<30}{secs:>10.2f}{rate / MiB:>8.0f}{base_rate / rate:>7.2f}x{peak:>14.0f}{growth_text:>18}")
+    print("(runs alternated; medians; peak RSS: the whole process; transfer RSS: what the transfer added)", flush=True)
