@@ -10,7 +10,11 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ferry_provider.transfer.manifest import ManifestRow
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -39,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     stat.add_argument("url", help="s3://BUCKET/KEY, gs://BUCKET/KEY, http(s)://..., file://... or a path")
     stat.add_argument("--conn", default=None, help="Airflow connection id (default: the store's default)")
 
-    cp = sub.add_parser("cp", help="copy one object; a local destination is a verified parallel download")
+    cp = sub.add_parser(
+        "cp",
+        help="copy one object: a verified parallel download (local destination) or composite upload (local source)",
+    )
     cp.add_argument("source")
     cp.add_argument("destination")
     cp.add_argument("--conn", default=None, help="connection id for the remote side")
@@ -59,9 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("--expected-size", type=int, default=None)
     cp.add_argument("--state-dir", default=None, help="keep tracker files here")
+    cp.add_argument("--content-type", default=None, help="uploads: the object's content type")
+    cp.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="uploads; repeatable")
     cp.add_argument("--json", action="store_true", help="print the manifest row as JSON")
     cp.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+
+    clean = sub.add_parser("cleanup", help="abort stale multipart uploads and delete temporary components")
+    clean.add_argument("url", help="s3://BUCKET/PREFIX or gs://BUCKET (components are per bucket)")
+    clean.add_argument("--conn", default=None)
+    clean.add_argument("--older-than", default="24h", help="only what is at least this old: 0, 90s, 30m, 24h, 7d")
+    clean.add_argument("--dry-run", action="store_true", help="list, remove nothing")
     return parser
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    from ferry_provider.hooks.errors import InvalidArgumentError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise InvalidArgumentError(f"{what} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
 
 
 def _stat(args: argparse.Namespace) -> int:
@@ -77,18 +104,14 @@ def _cp(args: argparse.Namespace) -> int:
     from ferry_provider.hooks.factory import hook_for
     from ferry_provider.hooks.url import parse_url
     from ferry_provider.transfer.download import DownloadOptions, default_parallelism, download
-    from ferry_provider.transfer.manifest import TransferError
 
     if not parse_url(args.destination).is_local:
-        raise InvalidArgumentError(
-            f"destination {args.destination!r}: only local destinations (downloads) are supported so far"
-        )
-    digests = {}
-    for item in args.expected_digest:
-        algo, sep, value = item.partition("=")
-        if not sep or not value:
-            raise InvalidArgumentError(f"--expected-digest {item!r}: expected ALGO=HEX")
-        digests[algo.lower()] = value.lower()
+        if not parse_url(args.source).is_local:
+            raise InvalidArgumentError(
+                "copies between two remote stores are not supported yet: one side of ferry cp must be local"
+            )
+        return _upload(args)
+    digests = {k.lower(): v.lower() for k, v in _pairs(args.expected_digest, "--expected-digest").items()}
     options = DownloadOptions(
         parallelism=args.parallelism or default_parallelism(),
         part_size=args.part_size,
@@ -102,8 +125,33 @@ def _cp(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
     )
     hook = hook_for(args.source, args.conn, max_connections=options.parallelism)
+    return _report(args, lambda: download(hook, args.source, args.destination, options))
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from ferry_provider.hooks.factory import hook_for
+    from ferry_provider.transfer.download import default_parallelism
+    from ferry_provider.transfer.upload import UploadOptions, upload
+
+    options = UploadOptions(
+        parallelism=args.parallelism or default_parallelism(),
+        part_size=args.part_size,
+        content_type=args.content_type,
+        metadata=_pairs(args.metadata, "--metadata"),
+        no_clobber=args.no_clobber,
+        resume=not args.no_resume,
+        state_dir=args.state_dir,
+    )
+    hook = hook_for(args.destination, args.conn, max_connections=options.parallelism)
+    return _report(args, lambda: upload(hook, args.source, args.destination, options))
+
+
+def _report(args: argparse.Namespace, transfer: Callable[[], ManifestRow]) -> int:
+    """Run one transfer; print its manifest row (JSON with --json), the error row too."""
+    from ferry_provider.transfer.manifest import TransferError
+
     try:
-        row = download(hook, args.source, args.destination, options)
+        row = transfer()
     except TransferError as exc:
         if args.json:
             print(json.dumps(exc.row.to_dict(), sort_keys=True))
@@ -113,6 +161,34 @@ def _cp(args: argparse.Namespace) -> int:
     else:
         print(f"{row.result}: {row.source} -> {row.destination} ({row.bytes_transferred} bytes; {row.description})")
     return 0
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from ferry_provider.hooks.errors import InvalidArgumentError
+    from ferry_provider.hooks.factory import hook_for
+    from ferry_provider.transfer.cleanup import find_leftovers, parse_age, remove_leftovers
+
+    try:
+        age = parse_age(args.older_than)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"--older-than: {exc}") from None
+    hook = hook_for(args.url, args.conn)
+    leftovers = find_leftovers(hook, args.url, age)
+    for item in leftovers:
+        print(
+            json.dumps(
+                {
+                    "kind": item.kind,
+                    "url": item.url,
+                    "upload_id": item.upload_id,
+                    "age_seconds": round(item.age_seconds, 1),
+                    "removed": not args.dry_run,
+                }
+            )
+        )
+    if args.dry_run or not leftovers:
+        return 0
+    return 1 if remove_leftovers(hook, leftovers) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("airflow").setLevel(logging.WARNING)
 
     try:
-        return {"stat": _stat, "cp": _cp}[args.command](args)
+        return {"stat": _stat, "cp": _cp, "cleanup": _cleanup}[args.command](args)
     except InvalidArgumentError as exc:
         print(f"ferry: error: {exc}", file=sys.stderr)
         return 2

@@ -38,7 +38,10 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "operators": [
-            {"integration-name": "Ferry", "python-modules": ["ferry_provider.operators.download"]},
+            {
+                "integration-name": "Ferry",
+                "python-modules": ["ferry_provider.operators.download", "ferry_provider.operators.upload"],
+            },
         ],
         "connection-types": [
             {

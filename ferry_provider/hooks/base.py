@@ -37,6 +37,7 @@ class Capabilities:
     part_copy: bool = False  # UploadPartCopy: a part taken server-side from another object
     can_compose: bool = False  # join existing objects into a new one (GCS compose)
     max_compose_sources: int = 0
+    composite_upload: bool = False  # worth uploading big files as temporary components + compose
     server_side_copy: bool = False
     min_part_size: int = 0
     max_part_size: int = 0  # 0: no limit

@@ -65,6 +65,7 @@ class FerryGCSHook(BaseHook, StorageHook):
     capabilities = Capabilities(
         can_compose=True,
         max_compose_sources=MAX_COMPOSE_SOURCES,
+        composite_upload=True,
         server_side_copy=True,
         checksums=frozenset({"crc32c", "md5"}),
     )

@@ -25,6 +25,9 @@ class Checkpoint:
     identity: dict[str, Any]  # source url, size, etag, version; part size
     parts: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> {"crc32c": int, ...}
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. an upload id
+    # What a tracker left by a different source (or plan) held: the caller cleans it up
+    # (an abandoned multipart upload, temporary components).
+    stale_extra: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -36,7 +39,7 @@ class Checkpoint:
         except (OSError, ValueError):
             return cls(path, identity)
         if saved.get("format") != FORMAT_VERSION or saved.get("identity") != identity:
-            return cls(path, identity)
+            return cls(path, identity, stale_extra=dict(saved.get("extra") or {}))
         parts = {int(k): v for k, v in saved.get("parts", {}).items()}
         return cls(path, identity, parts, saved.get("extra", {}))
 

@@ -29,6 +29,8 @@ class Faults:
     error_times: int = 0  # ...this many times
     error_after_requests: int = 0  # ...but only after this many GETs went through unharmed
     retry_after: str | None = None
+    error_methods: tuple[str, ...] = ("GET",)  # which requests the error fault applies to
+    request_delay: float = 0.0  # seconds slept before forwarding each PUT or POST: a slow upload
     only_path: str | None = None  # faults apply only to paths containing this
     delay_per_chunk: float = 0.0  # seconds slept per 64 KiB of GET body: a slow link
 
@@ -104,7 +106,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         proxy = self.owner
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        if self.command == "GET" and proxy._take("error", self.path):
+        if proxy.faults.request_delay and self.command in ("PUT", "POST"):
+            time.sleep(proxy.faults.request_delay)
+        if self.command in proxy.faults.error_methods and proxy._take("error", self.path):
             self.send_response(proxy.faults.error_status)
             if proxy.faults.retry_after:
                 self.send_header("Retry-After", proxy.faults.retry_after)

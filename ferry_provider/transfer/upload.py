@@ -1,0 +1,490 @@
+"""Parallel composite upload of a local file, with stored full-object checksums and no orphans.
+
+Large files go up in parts on a pool of threads: S3 multipart parts (each sent with its
+CRC32C, the whole completed as a FULL_OBJECT CRC32C the store keeps), or GCS temporary
+components joined by compose (a tree of composes beyond 32 sources). A worker hashes its part
+with pread into a reused buffer, then streams it from a pread-backed slice: memory is flat in
+file size. A tracker (mode 0600) holds the upload id or component prefix and the finished parts,
+so a killed or retried run lists what the server has, checks it, and sends only the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import stat as stat_module
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry_provider.hooks.base import ObjectInfo, PartInfo, StorageHook
+from ferry_provider.hooks.errors import (
+    ChecksumMismatchError,
+    FerryError,
+    InvalidArgumentError,
+    NotFoundError,
+    PreconditionFailedError,
+    SourceChangedError,
+)
+from ferry_provider.hooks.url import ObjectURL
+from ferry_provider.transfer import checksums
+from ferry_provider.transfer.checkpoint import Checkpoint
+from ferry_provider.transfer.download import default_parallelism
+from ferry_provider.transfer.file_slice import FileSlice
+from ferry_provider.transfer.manifest import ERROR, OK, SKIP, ManifestRow, TransferError, now
+from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
+from ferry_provider.transfer.progress import Progress, ProgressCallback
+from ferry_provider.transfer.retry import RetryPolicy
+
+log = logging.getLogger("ferry_provider.transfer")
+
+COMPONENT_PREFIX = ".ferry/tmp/"  # temporary components live here, in the destination bucket
+HASH_BUFFER = 4 * MiB
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    parallelism: int = field(default_factory=default_parallelism)
+    part_size: int | None = None  # None: adaptive, 8-64 MiB, within the store's limits
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    no_clobber: bool = False  # an existing destination is a skip; the final write is conditional
+    skip_identical: bool = True  # same size and CRC32C at the destination: a skip
+    resume: bool = True  # keep a failed upload's parts (and tracker) for the next run
+    state_dir: str | None = None  # trackers here; default beside the source, else ~/.local/state/ferry
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    progress_interval: float = 5.0
+    progress_callback: ProgressCallback | None = None
+
+    def __post_init__(self) -> None:
+        if self.parallelism < 1:
+            raise InvalidArgumentError(f"parallelism must be >= 1, got {self.parallelism}")
+
+
+def upload(hook: StorageHook, source: str, destination: str, options: UploadOptions | None = None) -> ManifestRow:
+    """Upload the local file ``source`` to ``destination``; return its manifest row.
+
+    Raises TransferError (carrying the ``error`` row) when the upload fails.
+    """
+    opts = options or UploadOptions()
+    row = ManifestRow(source=source, destination=destination, start=now())
+    try:
+        return _Upload(hook, source, destination, opts, row).run()
+    except TransferError:
+        raise
+    except (FerryError, OSError) as exc:
+        text = str(exc) if isinstance(exc, FerryError) else f"{source}: {exc.strerror or exc}"
+        raise TransferError(text, row.finish(ERROR, text), exc) from exc
+
+
+def upload_tracker_path(source: str, destination: str, state_dir: str | None) -> str:
+    """Beside the source when its folder is writable, else in the user's state folder."""
+    digest = hashlib.sha1(f"{os.path.abspath(source)}\0{destination}".encode()).hexdigest()[:16]
+    name = f"{os.path.basename(source)[:60]}.{digest}.ferry-upload-tracker"
+    folder = state_dir
+    if folder is None:
+        beside = os.path.dirname(os.path.abspath(source))
+        folder = beside if os.access(beside, os.W_OK) else os.path.expanduser("~/.local/state/ferry")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return os.path.join(folder, name)
+
+
+def hash_range(fd: int, start: int, size: int, buffer: memoryview) -> int:
+    """CRC32C of ``size`` bytes at ``start``, read with pread into ``buffer``."""
+    crc, offset, end = 0, start, start + size
+    while offset < end:
+        n = os.preadv(fd, [buffer[: min(len(buffer), end - offset)]], offset)
+        if n == 0:
+            raise SourceChangedError(f"file shrank while reading at offset {offset}")
+        crc = checksums.crc32c(buffer[:n], crc)
+        offset += n
+    return crc
+
+
+class _Upload:
+    def __init__(self, hook: StorageHook, source: str, destination: str, opts: UploadOptions, row: ManifestRow) -> None:
+        self.hook = hook
+        self.opts = opts
+        self.row = row
+        self.source = os.path.abspath(os.path.expanduser(source))
+        self.dst = hook.parse(destination).require_key()
+        if not hook.capabilities.writable:
+            raise InvalidArgumentError(f"{destination}: this store is read-only")
+        self._local = threading.local()
+        self._stop = threading.Event()
+
+    def _buffer(self) -> memoryview:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = memoryview(bytearray(HASH_BUFFER))
+        return buf
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        return self.opts.retry.run(fn, what=f"{self.dst.raw}: {what}")
+
+    # -- the steps ---------------------------------------------------------------------------
+    def run(self) -> ManifestRow:
+        fd, st = self._open_source()
+        try:
+            self.row.source_size = st.st_size
+            skip = self._skip_reason(fd, st.st_size)
+            if skip:
+                log.info("%s -> %s: skipped (%s)", self.source, self.dst.raw, skip)
+                return self.row.finish(SKIP, skip)
+            caps = self.hook.capabilities
+            part_size = choose_part_size(
+                st.st_size,
+                self.opts.parallelism,
+                requested=self.opts.part_size,
+                min_part=caps.min_part_size,
+                max_part=caps.max_part_size,
+                max_parts=caps.max_parts,
+            )
+            parted = st.st_size > part_size and (caps.multipart_upload or caps.composite_upload)
+            if not parted:
+                return self._single_put(fd, st)
+            return self._parted(fd, st, part_size)
+        finally:
+            os.close(fd)
+
+    def _open_source(self) -> tuple[int, os.stat_result]:
+        try:
+            fd = os.open(self.source, os.O_RDONLY)
+        except FileNotFoundError:
+            raise NotFoundError(f"source file {self.source} does not exist", url=self.source) from None
+        except IsADirectoryError:
+            raise InvalidArgumentError(f"source {self.source} is a directory, not a file", url=self.source) from None
+        except PermissionError:
+            raise InvalidArgumentError(f"source file {self.source} is not readable", url=self.source) from None
+        st = os.fstat(fd)
+        if not stat_module.S_ISREG(st.st_mode):
+            os.close(fd)
+            kind = "a directory" if stat_module.S_ISDIR(st.st_mode) else "not a regular file"
+            raise InvalidArgumentError(f"source {self.source} is {kind}, not a file to upload", url=self.source)
+        return fd, st
+
+    def _skip_reason(self, fd: int, size: int) -> str:
+        try:
+            existing = self._call("head", lambda: self.hook.head(self.dst.raw))
+        except NotFoundError:
+            return ""
+        if self.opts.no_clobber:
+            return "destination exists (no_clobber)"
+        if not self.opts.skip_identical or existing.size != size or not existing.crc32c or "-" in existing.crc32c:
+            return ""
+        if checksums.hex32(hash_range(fd, 0, size, self._buffer())) == existing.crc32c:
+            return "destination is identical (same size and crc32c)"
+        return ""
+
+    def _check_unchanged(self, fd: int, st: os.stat_result) -> None:
+        now_st = os.fstat(fd)
+        if (now_st.st_size, now_st.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            raise SourceChangedError(
+                f"{self.source} changed while uploading (size {st.st_size} -> {now_st.st_size}); nothing was published",
+                url=self.source,
+            )
+
+    # -- one request ------------------------------------------------------------------------
+    def _single_put(self, fd: int, st: os.stat_result) -> ManifestRow:
+        progress = self._progress(st.st_size)
+        crc = checksums.hex32(hash_range(fd, 0, st.st_size, self._buffer()))
+        if st.st_size > (self.hook.capabilities.max_single_put or st.st_size):
+            raise InvalidArgumentError(f"{self.source}: {st.st_size} bytes exceed this store's single-request limit")
+
+        def put() -> ObjectInfo:
+            return self.hook.put(
+                self.dst.raw,
+                FileSlice(fd, 0, st.st_size),
+                size=st.st_size,
+                content_type=self.opts.content_type,
+                metadata=self.opts.metadata or None,
+                crc32c=crc,
+                if_absent=self.opts.no_clobber,
+            )
+
+        info = self._call("put", put)
+        self._check_unchanged(fd, st)
+        progress.add(st.st_size)
+        return self._finish(info, crc, progress, f"single request; {self._verified(info, crc)}")
+
+    # -- many parts -------------------------------------------------------------------------
+    def _parted(self, fd: int, st: os.stat_result, part_size: int) -> ManifestRow:
+        plan = RangePlan(st.st_size, part_size)
+        identity = {
+            "source": self.source,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "inode": st.st_ino,
+            "destination": self.dst.raw,
+            "part_size": part_size,
+        }
+        tracker = upload_tracker_path(self.source, self.dst.raw, self.opts.state_dir)
+        checkpoint = Checkpoint.load(tracker, identity) if self.opts.resume else Checkpoint(tracker, identity)
+        strategy: _Strategy = _Multipart(self) if self.hook.capabilities.multipart_upload else _Compose(self)
+        if checkpoint.stale_extra:
+            log.info("%s: an earlier upload of another version of this file is abandoned and cleaned up", self.source)
+            strategy.discard(checkpoint.stale_extra, [])
+        progress = self._progress(st.st_size)
+        try:
+            strategy.begin(checkpoint)
+            reused = strategy.verify_existing(checkpoint)
+            progress.add(sum(p["size"] for p in checkpoint.parts.values()))
+            self.row.upload_id = strategy.upload_id
+            self._send_parts(fd, plan, checkpoint, strategy, progress)
+            self._check_unchanged(fd, st)
+            crc = checksums.hex32(
+                checksums.combine_all((checkpoint.parts[p.index]["crc32c"], p.size) for p in plan.parts)
+            )
+            info = strategy.complete(checkpoint, plan, crc, st.st_size)
+        except BaseException as exc:
+            if not (self.opts.resume and _resumable(exc)):
+                strategy.discard(checkpoint.extra, list(checkpoint.parts))
+                checkpoint.delete()
+            raise
+        checkpoint.delete()
+        notes = [f"{len(plan.parts)} parts; {self._verified(info, crc)}"]
+        if reused:
+            notes.append(f"resumed: {reused} part(s) reused")
+        return self._finish(info, crc, progress, "; ".join(notes))
+
+    def _send_parts(
+        self, fd: int, plan: RangePlan, checkpoint: Checkpoint, strategy: _Strategy, progress: Progress
+    ) -> None:
+        pending = [p for p in plan.parts if p.index not in checkpoint.parts]
+        if not pending:
+            return
+
+        def send(part: Part) -> None:
+            if self._stop.is_set():
+                return
+            crc = hash_range(fd, part.start, part.size, self._buffer())
+            info = self._call(
+                f"part {part.index + 1}",
+                lambda: strategy.send(part, FileSlice(fd, part.start, part.size), checksums.hex32(crc)),
+            )
+            checkpoint.record(part.index, crc32c=crc, size=part.size, etag=info.etag)
+            progress.add(part.size)
+
+        with ThreadPoolExecutor(min(self.opts.parallelism, len(pending)), thread_name_prefix="ferry-put") as pool:
+            futures = [pool.submit(send, p) for p in pending]
+            done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                self._stop.set()
+                for f in not_done:
+                    f.cancel()
+                wait(futures)
+                raise failed[0].exception()  # type: ignore[misc]
+
+    # -- the end ----------------------------------------------------------------------------
+    def _verified(self, info: ObjectInfo, crc: str) -> str:
+        """Compare what the store reports with what was sent; a mismatch deletes the object."""
+        if info.size != self.row.source_size:
+            self._delete_bad(f"size mismatch: sent {self.row.source_size} bytes, the store has {info.size}")
+        if info.crc32c and "-" not in info.crc32c:
+            if info.crc32c != crc:
+                self._delete_bad(f"crc32c mismatch: sent {crc}, the store has {info.crc32c}")
+            return "stored crc32c verified"
+        return "size verified (the store reports no full-object crc32c)"
+
+    def _delete_bad(self, why: str) -> None:
+        with contextlib.suppress(FerryError):
+            self._call("delete", lambda: self.hook.delete(self.dst.raw))
+        raise ChecksumMismatchError(f"{self.dst.raw}: {why}; the object was deleted", url=self.dst.raw)
+
+    def _finish(self, info: ObjectInfo, crc: str, progress: Progress, description: str) -> ManifestRow:
+        self.row.bytes_transferred = progress.transferred
+        self.row.crc32c = crc
+        self.row.md5 = info.md5 or ""
+        rate = progress.transferred / max(progress.elapsed, 1e-9) / MiB
+        log.info(
+            "%s -> %s: %d bytes in %.2fs (%.1f MiB/s), %s",
+            self.source,
+            self.dst.raw,
+            info.size,
+            progress.elapsed,
+            rate,
+            description,
+        )
+        return self.row.finish(OK, description)
+
+    def _progress(self, total: int) -> Progress:
+        return Progress(
+            f"{self.source} -> {self.dst.raw}",
+            total,
+            interval=self.opts.progress_interval,
+            callback=self.opts.progress_callback,
+        )
+
+
+def _resumable(exc: BaseException) -> bool:
+    """Failures a later run can finish: not a changed source, bad bytes, bad input or a lost race."""
+    return not isinstance(
+        exc, (SourceChangedError, ChecksumMismatchError, InvalidArgumentError, PreconditionFailedError, NotFoundError)
+    )
+
+
+class _Strategy:
+    """How parts become one object on this store."""
+
+    upload_id = ""
+
+    def __init__(self, up: _Upload) -> None:
+        self.up = up
+        self.hook = up.hook
+        self.dst: ObjectURL = up.dst
+
+    def begin(self, checkpoint: Checkpoint) -> None:
+        raise NotImplementedError
+
+    def verify_existing(self, checkpoint: Checkpoint) -> int:
+        raise NotImplementedError
+
+    def send(self, part: Part, body: FileSlice, crc32c: str) -> PartInfo:
+        raise NotImplementedError
+
+    def complete(self, checkpoint: Checkpoint, plan: RangePlan, crc32c: str, size: int) -> ObjectInfo:
+        raise NotImplementedError
+
+    def discard(self, extra: dict[str, Any], indexes: list[int]) -> None:
+        raise NotImplementedError
+
+
+class _Multipart(_Strategy):
+    """S3 multipart: parts with CRC32C, completed with a FULL_OBJECT CRC32C and the size."""
+
+    def begin(self, checkpoint: Checkpoint) -> None:
+        upload_id = checkpoint.extra.get("upload_id")
+        if not upload_id:
+            upload_id = self.up._call(
+                "create multipart upload",
+                lambda: self.hook.create_multipart(
+                    self.dst.raw, content_type=self.up.opts.content_type, metadata=self.up.opts.metadata or None
+                ),
+            )
+            checkpoint.parts.clear()
+            checkpoint.set_extra(upload_id=upload_id)
+        self.upload_id = upload_id
+
+    def verify_existing(self, checkpoint: Checkpoint) -> int:
+        """Keep only tracker parts the server still has with the same size and ETag."""
+        if not checkpoint.parts:
+            return 0
+        try:
+            listed = {
+                p.number: p
+                for p in self.up._call("list parts", lambda: self.hook.list_parts(self.dst.raw, self.upload_id))
+            }
+        except NotFoundError:  # the upload expired or was aborted: start a new one
+            log.info("%s: upload %s is gone on the server; starting a new one", self.dst.raw, self.upload_id)
+            checkpoint.extra.pop("upload_id", None)
+            checkpoint.parts.clear()
+            self.begin(checkpoint)
+            return 0
+        for index, info in list(checkpoint.parts.items()):
+            server = listed.get(index + 1)
+            if server is None or server.size != info["size"] or server.etag != info["etag"]:
+                checkpoint.forget(index)
+        return len(checkpoint.parts)
+
+    def send(self, part: Part, body: FileSlice, crc32c: str) -> PartInfo:
+        body.seek(0)
+        return self.hook.upload_part(self.dst.raw, self.upload_id, part.index + 1, body, size=part.size, crc32c=crc32c)
+
+    def complete(self, checkpoint: Checkpoint, plan: RangePlan, crc32c: str, size: int) -> ObjectInfo:
+        parts = [
+            PartInfo(i + 1, info["etag"], info["size"], checksums.hex32(info["crc32c"]))
+            for i, info in sorted(checkpoint.parts.items())
+        ]
+        return self.up._call(
+            "complete multipart upload",
+            lambda: self.hook.complete_multipart(
+                self.dst.raw, self.upload_id, parts, crc32c=crc32c, size=size, if_absent=self.up.opts.no_clobber
+            ),
+        )
+
+    def discard(self, extra: dict[str, Any], indexes: list[int]) -> None:
+        upload_id = extra.get("upload_id")
+        if upload_id:
+            with contextlib.suppress(FerryError):
+                self.up._call("abort multipart upload", lambda: self.hook.abort_multipart(self.dst.raw, upload_id))
+
+
+class _Compose(_Strategy):
+    """GCS: temporary component objects, joined by a tree of composes, then deleted."""
+
+    def begin(self, checkpoint: Checkpoint) -> None:
+        prefix = checkpoint.extra.get("component_prefix")
+        if not prefix:
+            digest = hashlib.sha1(self.dst.key.encode()).hexdigest()[:16]
+            prefix = f"{COMPONENT_PREFIX}{secrets.token_hex(8)}_{digest}/"
+            checkpoint.parts.clear()
+            checkpoint.set_extra(component_prefix=prefix)
+        self.prefix = prefix
+
+    def _component(self, name: str, prefix: str | None = None) -> str:
+        # Names never contain the destination key, so they never outgrow the 1024-byte key limit.
+        return f"{self.dst.scheme}://{self.dst.bucket}/{prefix or self.prefix}{name}"
+
+    def verify_existing(self, checkpoint: Checkpoint) -> int:
+        for index, info in list(checkpoint.parts.items()):
+            try:
+                existing = self.up._call("head component", lambda i=index: self.hook.head(self._component(f"{i:05d}")))
+            except NotFoundError:
+                checkpoint.forget(index)
+                continue
+            if existing.size != info["size"] or existing.crc32c != checksums.hex32(info["crc32c"]):
+                checkpoint.forget(index)
+        return len(checkpoint.parts)
+
+    def send(self, part: Part, body: FileSlice, crc32c: str) -> PartInfo:
+        body.seek(0)
+        info = self.hook.put(self._component(f"{part.index:05d}"), body, size=part.size, crc32c=crc32c)
+        return PartInfo(part.index + 1, info.etag or "", part.size, crc32c)
+
+    def complete(self, checkpoint: Checkpoint, plan: RangePlan, crc32c: str, size: int) -> ObjectInfo:
+        limit = self.hook.capabilities.max_compose_sources
+        level = [self._component(f"{p.index:05d}") for p in plan.parts]
+        depth = 0
+        while len(level) > limit:
+            nxt = []
+            for g, group in enumerate(_chunks(level, limit)):
+                if len(group) == 1:
+                    nxt.append(group[0])
+                    continue
+                joined = self._component(f"tree{depth}_{g:05d}")
+                self.up._call("compose", lambda grp=group, j=joined: self.hook.compose(grp, j))
+                nxt.append(joined)
+            level, depth = nxt, depth + 1
+        info = self.up._call(
+            "compose",
+            lambda: self.hook.compose(
+                level,
+                self.dst.raw,
+                content_type=self.up.opts.content_type,
+                metadata=self.up.opts.metadata or None,
+                if_absent=self.up.opts.no_clobber,
+            ),
+        )
+        self.discard(checkpoint.extra, list(checkpoint.parts))
+        return info
+
+    def discard(self, extra: dict[str, Any], indexes: list[int]) -> None:
+        """Delete every temporary object under this upload's prefix (components and tree nodes)."""
+        prefix = extra.get("component_prefix")
+        if not prefix:
+            return
+        with contextlib.suppress(FerryError):
+            names = [o.url for o in self.hook.list(f"{self.dst.scheme}://{self.dst.bucket}/{prefix}")]
+            with ThreadPoolExecutor(max(1, min(8, len(names)))) as pool:
+                list(pool.map(lambda u: self.up._call("delete component", lambda: self.hook.delete(u)), names))
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
