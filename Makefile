@@ -27,6 +27,7 @@ $(BENCH_STAMP): $(STAMP)
 # Benchmarks are not tests: they print figures and ratios against peers on the same server.
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.download $(BENCH_ARGS)
+	$(BIN)/python -m bench.upload $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

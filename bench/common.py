@@ -8,7 +8,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,6 +72,28 @@ def measure(contender: Contender) -> Sample:
         report = json.loads(stdout.strip().splitlines()[-1])
         return Sample(report["seconds"], peak, peak - report["baseline_rss"])
     return Sample(wall, peak)
+
+
+def run_rounds(
+    contenders: Sequence[Contender], rounds: int, after_each: Callable[[Contender], None] | None = None
+) -> None:
+    """Alternate the clients' order every round, so none always runs on a warm (or cold) server."""
+    for round_no in range(1, rounds + 1):
+        for c in contenders if round_no % 2 else list(reversed(contenders)):
+            c.samples.append(measure(c))
+            if after_each is not None:
+                after_each(c)
+            print(f"round {round_no}: {c.name}: {c.samples[-1].seconds:.2f}s", flush=True)
+
+
+def credentials_env(access_key: str, secret_key: str) -> dict[str, str]:
+    """The environment the command-line peers read their S3 credentials from."""
+    return {
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
 
 
 def fresh_scratch() -> str:

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 
-from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, measure, print_table
+from bench.common import BENCH_DIR, Contender, MiB, credentials_env, fresh_scratch, print_table, run_rounds
 from tests.servers.seaweedfs import start_seaweedfs
 
 BUCKET = "ferry-bench"
@@ -63,12 +63,7 @@ def main() -> int:
     proc, endpoint = start_seaweedfs(os.path.join(BENCH_DIR, "seaweedfs"))
     try:
         os.environ["AIRFLOW_CONN_FERRY_BENCH_S3"] = endpoint.connection_json()
-        creds = {
-            "AWS_ACCESS_KEY_ID": endpoint.access_key,
-            "AWS_SECRET_ACCESS_KEY": endpoint.secret_key,
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
+        creds = credentials_env(endpoint.access_key, endpoint.secret_key)
         from ferry_provider.hooks.s3 import FerryS3Hook
 
         hook = FerryS3Hook("ferry_bench_s3")
@@ -126,17 +121,14 @@ def main() -> int:
                     ],
                 ),
             ]
-        for round_no in range(1, args.rounds + 1):
-            order = contenders if round_no % 2 else list(reversed(contenders))
-            for c in order:
-                if os.path.exists(dest):
-                    os.unlink(dest)
-                c.samples.append(measure(c))
-                with open(dest, "rb") as f:
-                    if hashlib.file_digest(f, "sha256").hexdigest() != expected:
-                        raise RuntimeError(f"{c.name} produced different bytes")
-                os.unlink(dest)
-                print(f"round {round_no}: {c.name}: {c.samples[-1].seconds:.2f}s", flush=True)
+
+        def check_and_remove(c: Contender) -> None:
+            with open(dest, "rb") as f:
+                if hashlib.file_digest(f, "sha256").hexdigest() != expected:
+                    raise RuntimeError(f"{c.name} produced different bytes")
+            os.unlink(dest)
+
+        run_rounds(contenders, args.rounds, after_each=check_and_remove)
         print_table(contenders, size, contenders[0].name)
     finally:
         proc.stop(grace=5)

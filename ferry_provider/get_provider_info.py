@@ -43,6 +43,8 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["ferry_provider.operators.download", "ferry_provider.operators.upload"],
             },
         ],
+        "sensors": [{"integration-name": "Ferry", "python-modules": ["ferry_provider.sensors.artifact"]}],
+        "triggers": [{"integration-name": "Ferry", "python-modules": ["ferry_provider.triggers.artifact"]}],
         "connection-types": [
             {
                 "connection-type": "ferry_s3",

@@ -1,28 +1,42 @@
-"""The README's main job: real objects through a real local object store (SeaweedFS).
+"""The README's main job: the example DAG moving real objects through a real local object store.
 
-Starts SeaweedFS on 127.0.0.1 under ``.demo/``, registers an Airflow connection for it through
-the environment, writes an object with its CRC32C, and shows it with ``ferry stat``. The server
-is stopped by its PID on the way out, whatever happens.
+Starts SeaweedFS on 127.0.0.1 under ``.demo/``, gives Airflow a metadata DB and a connection for
+it, runs ``examples/dags/ferry_demo.py`` with ``airflow dags test`` (generate -> composite
+upload -> deferrable checksum sensor -> verified ranged download), checks the downloaded bytes,
+and prints the manifest as a table. SeaweedFS is stopped by its PID on the way out.
 """
 
 from __future__ import annotations
 
+import csv
+import filecmp
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_DIR = os.path.join(HERE, ".demo")
+BUCKET = "ferry-demo"
 
 
 def main() -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     os.makedirs(DEMO_DIR)
-    os.environ["AIRFLOW_HOME"] = os.path.join(DEMO_DIR, "airflow-home")
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    work = os.path.join(DEMO_DIR, "work")
+    env = {
+        "AIRFLOW_HOME": os.path.join(DEMO_DIR, "airflow-home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": os.path.join(HERE, "examples", "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DEMO_DIR}/airflow-home/airflow.db",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "FERRY_DEMO_CONN": "ferry_demo_s3",
+        "FERRY_DEMO_BUCKET": BUCKET,
+        "FERRY_DEMO_DIR": work,
+        "FERRY_DEMO_SIZE_MIB": os.environ.get("FERRY_DEMO_SIZE_MIB", "256"),
+    }
+    os.environ.update(env)
+    os.makedirs(env["AIRFLOW_HOME"])
 
     from tests.servers.seaweedfs import start_seaweedfs
 
@@ -30,38 +44,40 @@ def main() -> int:
     proc, endpoint = start_seaweedfs(os.path.join(DEMO_DIR, "seaweedfs"))
     try:
         os.environ["AIRFLOW_CONN_FERRY_DEMO_S3"] = endpoint.connection_json()
-        return run_demo()
+        from ferry_provider.hooks.s3 import FerryS3Hook
+
+        FerryS3Hook("ferry_demo_s3").client.create_bucket(Bucket=BUCKET)
+        airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+        print("preparing the Airflow metadata database ...", flush=True)
+        subprocess.run([airflow, "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
+        print(f"running the ferry_demo DAG ({env['FERRY_DEMO_SIZE_MIB']} MiB) with airflow dags test ...", flush=True)
+        log_path = os.path.join(DEMO_DIR, "dag-run.log")
+        with open(log_path, "w") as log:
+            run = subprocess.run([airflow, "dags", "test", "ferry_demo"], stdout=log, stderr=subprocess.STDOUT)
+        if run.returncode != 0:
+            print(f"the DAG run failed; its log: {log_path}", file=sys.stderr)
+            return 1
+        same = filecmp.cmp(
+            os.path.join(work, "payload.bin"), os.path.join(work, "downloaded", "payload.bin"), shallow=False
+        )
+        print_manifest(os.path.join(work, "manifest.csv"))
+        print(f"\ndownloaded file identical to the original: {same}; DAG log: {log_path}")
+        return 0 if same else 1
     finally:
         proc.stop(grace=5)
         print(f"stopped SeaweedFS (pid {proc.pid})")
 
 
-def run_demo() -> int:
-    import google_crc32c
-
-    from ferry_provider.hooks.s3 import FerryS3Hook
-
-    hook = FerryS3Hook("ferry_demo_s3")
-    hook.client.create_bucket(Bucket="ferry-demo")
-    data = os.urandom(8 << 20)
-    crc = f"{google_crc32c.value(data):08x}"
-    with tempfile.NamedTemporaryFile(dir=DEMO_DIR) as f:
-        f.write(data)
-        f.flush()
-        f.seek(0)
-        hook.put("s3://ferry-demo/demo/object.bin", f, size=len(data), crc32c=crc)
-    print(f"wrote s3://ferry-demo/demo/object.bin: {len(data)} bytes, crc32c {crc}")
-    cmd = [
-        sys.executable,
-        "-m",
-        "ferry_provider.cli",
-        "stat",
-        "s3://ferry-demo/demo/object.bin",
-        "--conn",
-        "ferry_demo_s3",
-    ]
-    print("$ ferry stat s3://ferry-demo/demo/object.bin --conn ferry_demo_s3", flush=True)
-    return subprocess.run(cmd, check=False).returncode
+def print_manifest(path: str) -> None:
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    columns = ["result", "source", "destination", "source_size", "bytes_transferred", "crc32c", "description"]
+    shown = [[row[c] for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in shown)) for i, c in enumerate(columns)]
+    print("\nmanifest:")
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in shown:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
 
 
 if __name__ == "__main__":

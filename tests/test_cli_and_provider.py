@@ -123,5 +123,7 @@ def test_cp_errors(seaweedfs: S3Endpoint, tmp_path) -> None:
     assert "ferry: cp failed: s3://ferry-cli/absent" in missing.stderr
     bad_size = run([*FERRY, "cp", "s3://ferry-cli/absent", str(tmp_path / "x"), "--part-size", "lots"])
     assert bad_size.returncode == 2 and "not a size: 'lots'" in bad_size.stderr
-    remote = run([*FERRY, "cp", str(tmp_path / "x"), "s3://ferry-cli/up"])
-    assert remote.returncode == 2 and "only local destinations" in remote.stderr
+    no_source = run([*FERRY, "cp", str(tmp_path / "x"), "s3://ferry-cli/up", "--conn", S3_CONN])
+    assert no_source.returncode == 1 and "x does not exist" in no_source.stderr
+    remote = run([*FERRY, "cp", "s3://ferry-cli/a", "gs://ferry-cli/b"])
+    assert remote.returncode == 2 and "one side of ferry cp must be local" in remote.stderr

@@ -206,19 +206,26 @@ def test_persistent_failure_names_the_part_and_keeps_state_for_resume(s3_proxy, 
 
 
 def test_source_overwritten_mid_download_is_detected(s3_proxy, tmp_path) -> None:
-    via_proxy, direct, proxy = s3_proxy
+    via_proxy, direct, _proxy = s3_proxy
     url, _data = put_object(direct, 8 * PART)
-    proxy.faults.delay_per_chunk = 0.01  # about 6 MiB/s: the overwrite lands mid-transfer
-    writer = threading.Timer(0.3, lambda: direct.put(url, os.urandom(8 * PART)))
-    writer.start()
+    overwritten = threading.Event()
+    gate = threading.Lock()  # every worker reports progress through here: all pause for the overwrite
+
+    def overwrite_midway(done: int, total: int | None) -> None:
+        # Called by the engine as bytes arrive: once 2 of 8 parts are in, a producer rewrites it.
+        with gate:
+            if done < 2 * PART or overwritten.is_set():
+                return
+            overwritten.set()
+            direct.put(url, os.urandom(8 * PART))
+
     with pytest.raises(TransferError, match="changed since it was examined") as err:
-        download(via_proxy, url, str(tmp_path / "moving.bin"), opts(parallelism=2))
-    writer.join()
+        download(via_proxy, url, str(tmp_path / "moving.bin"), opts(parallelism=2, progress_callback=overwrite_midway))
+    assert overwritten.is_set()
     assert isinstance(err.value.cause, SourceChangedError)
     assert not (tmp_path / "moving.bin").exists()
     assert_clean(tmp_path)
     # With restart_on_change the new version is fetched whole and verified.
-    proxy.faults.delay_per_chunk = 0
     newer = os.urandom(5 * PART)
     direct.put(url, newer, crc32c=crc32c_hex(newer))
     row = download(via_proxy, url, str(tmp_path / "moving.bin"), opts(restart_on_change=True))
@@ -265,6 +272,7 @@ def test_sigkill_mid_download_then_resume_fetches_only_the_missing_parts(s3_prox
     assert not dest.exists()
     assert oct(tracker.stat().st_mode & 0o777) == "0o600"
     done_parts = json.loads(tracker.read_text())["parts"]  # as the killed process left it
+    time.sleep(1.5)  # the dead client's last responses still drain through the proxy's delay
     proxy.reset()
     row = download(via_proxy, url, str(dest), opts(part_size=part, parallelism=2))
     assert dest.read_bytes() == data

@@ -8,8 +8,8 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from ferry_provider.hooks.factory import hook_for
+from ferry_provider.operators.manifest_rows import run_and_report
 from ferry_provider.transfer.download import DownloadOptions, default_parallelism, download
-from ferry_provider.transfer.manifest import TransferError, append_rows
 from ferry_provider.transfer.retry import RetryPolicy
 
 
@@ -93,14 +93,6 @@ class FerryDownloadOperator(BaseOperator):
             retry=RetryPolicy(attempts=self.retry_attempts, max_wait=self.retry_max_wait),
         )
         hook = hook_for(self.source, self.conn_id, max_connections=options.parallelism)
-        try:
-            row = download(hook, self.source, self.destination, options)
-        except TransferError as exc:
-            context["ti"].xcom_push(key="manifest_row", value=exc.row.to_dict())
-            if self.manifest_path:
-                append_rows(self.manifest_path, [exc.row])
-            raise
-        if self.manifest_path:
-            append_rows(self.manifest_path, [row])
-        self.log.info("%s -> %s: %s (%s)", row.source, row.destination, row.result, row.description)
-        return row.to_dict()
+        return run_and_report(
+            self, context, lambda: download(hook, self.source, self.destination, options), self.manifest_path
+        )

@@ -32,7 +32,7 @@ from ferry_provider.hooks.errors import (
 from ferry_provider.hooks.url import ObjectURL, redact
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
-from ferry_provider.transfer.manifest import ERROR, OK, SKIP, ManifestRow, TransferError, now
+from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.plan import Part, RangePlan, choose_part_size
 from ferry_provider.transfer.progress import Progress, ProgressCallback
 from ferry_provider.transfer.retry import RetryPolicy
@@ -98,13 +98,7 @@ def download(hook: StorageHook, source: str, destination: str, options: Download
     """
     opts = options or DownloadOptions()
     row = ManifestRow(source=redact(source), destination=destination, start=now())
-    try:
-        return _Download(hook, source, destination, opts, row).run()
-    except TransferError:
-        raise
-    except (FerryError, OSError) as exc:
-        text = str(exc) if isinstance(exc, FerryError) else f"{row.destination}: {exc.strerror or exc}"
-        raise TransferError(text, row.finish(ERROR, text), exc) from exc
+    return run_for_row(row, lambda: _Download(hook, source, destination, opts, row).run(), blame="destination")
 
 
 class _Stop(Exception):

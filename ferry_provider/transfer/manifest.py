@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 
@@ -47,6 +48,20 @@ class TransferError(FerryError):
         super().__init__(message, url=row.source)
         self.row = row
         self.cause = cause
+
+
+def run_for_row(row: ManifestRow, transfer: Callable[[], ManifestRow], blame: str) -> ManifestRow:
+    """Run ``transfer``; any failure becomes a TransferError carrying ``row`` as its error row.
+
+    ``blame`` names the row field (``source`` or ``destination``) an OS error is reported against.
+    """
+    try:
+        return transfer()
+    except TransferError:
+        raise
+    except (FerryError, OSError) as exc:
+        text = str(exc) if isinstance(exc, FerryError) else f"{getattr(row, blame)}: {exc.strerror or exc}"
+        raise TransferError(text, row.finish(ERROR, text), exc) from exc
 
 
 COLUMNS = [f.name for f in fields(ManifestRow)]

@@ -36,7 +36,7 @@ from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.download import default_parallelism
 from ferry_provider.transfer.file_slice import FileSlice
-from ferry_provider.transfer.manifest import ERROR, OK, SKIP, ManifestRow, TransferError, now
+from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
 from ferry_provider.transfer.progress import Progress, ProgressCallback
 from ferry_provider.transfer.retry import RetryPolicy
@@ -73,13 +73,7 @@ def upload(hook: StorageHook, source: str, destination: str, options: UploadOpti
     """
     opts = options or UploadOptions()
     row = ManifestRow(source=source, destination=destination, start=now())
-    try:
-        return _Upload(hook, source, destination, opts, row).run()
-    except TransferError:
-        raise
-    except (FerryError, OSError) as exc:
-        text = str(exc) if isinstance(exc, FerryError) else f"{source}: {exc.strerror or exc}"
-        raise TransferError(text, row.finish(ERROR, text), exc) from exc
+    return run_for_row(row, lambda: _Upload(hook, source, destination, opts, row).run(), blame="source")
 
 
 def upload_tracker_path(source: str, destination: str, state_dir: str | None) -> str:

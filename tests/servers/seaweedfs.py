@@ -81,8 +81,11 @@ def start_seaweedfs(workdir: str) -> tuple[ServerProcess, S3Endpoint]:
         f"-s3.port.lance={lance}",
         f"-s3.config={config}",
         "-master.telemetry=false",  # otherwise it reports usage to an outside URL
-        "-master.volumeSizeLimitMB=1024",
-        "-volume.max=0",
+        # Every bucket is a collection that grabs several volumes as it grows; volume.max=0 would
+        # mean "free disk / volume size" (about 50 here), which eight test buckets exhaust
+        # ("No writable volumes"). Volumes are sparse files: many small ones reserve no disk.
+        "-master.volumeSizeLimitMB=256",
+        "-volume.max=256",
     ]
     proc = ServerProcess("seaweedfs", argv, os.path.join(workdir, "weed.log"))
     url = f"http://127.0.0.1:{s3}"

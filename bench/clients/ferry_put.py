@@ -1,0 +1,28 @@
+"""Child process: one Ferry upload, timed around the engine call only."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from bench.common import vm_hwm
+from ferry_provider.hooks.factory import hook_for
+from ferry_provider.transfer.upload import UploadOptions, upload
+
+
+def main() -> None:
+    source, dest, conn, parallelism = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    hook = hook_for(dest, conn, max_connections=parallelism)
+    # Connection resolution and client set-up, outside the timed part as for boto3's client.
+    next(iter(hook.list(dest.rsplit("/", 1)[0] + "/", page_size=1)), None)
+    baseline = vm_hwm()
+    started = time.perf_counter()
+    row = upload(hook, source, dest, UploadOptions(parallelism=parallelism, skip_identical=False))
+    seconds = time.perf_counter() - started
+    assert row.result == "OK" and "stored crc32c verified" in row.description, row
+    print(json.dumps({"seconds": seconds, "baseline_rss": baseline}))
+
+
+if __name__ == "__main__":
+    main()

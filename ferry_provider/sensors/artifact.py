@@ -1,0 +1,144 @@
+"""FerryArtifactSensor: wait until an artifact exists and is valid, in poke, reschedule or deferrable mode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.configuration import conf
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
+from airflow.sdk.exceptions import AirflowFailException
+
+from ferry_provider.hooks.errors import FerryError, InvalidArgumentError
+from ferry_provider.hooks.factory import hook_for
+from ferry_provider.transfer.artifact_check import INVALID, OKAY, ArtifactCheck
+from ferry_provider.triggers.artifact import FerryArtifactTrigger
+
+STATE_KEY = "ferry_artifact_observation"
+
+
+class FerryArtifactSensor(BaseSensorOperator):
+    """Wait until ``url`` (an object, a prefix ending in '/', or a glob) holds valid artifacts.
+
+    Beyond existence: ``expected_size`` / ``min_size``, ``expected_digests`` (crc32c, md5,
+    sha256 — streamed when the store keeps none, up to ``sha256_max_bytes``), ``manifest`` (an
+    ``OK`` row for each object in a Ferry manifest CSV), ``stable_checks`` (size and ETag
+    unchanged over that many consecutive checks), ``marker`` (e.g. ``_SUCCESS``) and
+    ``min_count`` for prefixes and globs. A present but wrong object fails the task at once
+    with expected and actual values, unless ``wait_for_valid``. The validated objects' info is
+    the XCom return value. ``deferrable`` defaults to ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = (
+        "url",
+        "conn_id",
+        "expected_digests",
+        "expected_size",
+        "min_size",
+        "manifest",
+        "marker",
+    )
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        conn_id: str | None = None,
+        min_count: int = 1,
+        expected_size: int | None = None,
+        min_size: int | None = None,
+        expected_digests: dict[str, str] | None = None,
+        sha256_max_bytes: int = 1 << 30,
+        manifest: str | None = None,
+        manifest_conn_id: str | None = None,
+        stable_checks: int = 0,
+        marker: str | None = None,
+        wait_for_valid: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        max_poke_interval: float = 600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.url = url
+        self.conn_id = conn_id
+        self.min_count = min_count
+        self.expected_size = expected_size
+        self.min_size = min_size
+        self.expected_digests = expected_digests or {}
+        self.sha256_max_bytes = sha256_max_bytes
+        self.manifest = manifest
+        self.manifest_conn_id = manifest_conn_id
+        self.stable_checks = stable_checks
+        self.marker = marker
+        self.wait_for_valid = wait_for_valid
+        self.deferrable = deferrable
+        self.max_poke_interval = max_poke_interval
+        self._observation: dict[str, Any] | None = None
+
+    def _check(self) -> ArtifactCheck:
+        def as_int(value: Any) -> int | None:
+            return None if value in (None, "") else int(value)
+
+        return ArtifactCheck(
+            url=self.url,
+            conn_id=self.conn_id,
+            min_count=self.min_count,
+            expected_size=as_int(self.expected_size),
+            min_size=as_int(self.min_size),
+            expected_digests={k: str(v) for k, v in dict(self.expected_digests).items() if v},
+            sha256_max_bytes=self.sha256_max_bytes,
+            manifest=self.manifest or None,
+            manifest_conn_id=self.manifest_conn_id,
+            stable_checks=self.stable_checks,
+            marker=self.marker or None,
+            wait_for_valid=self.wait_for_valid,
+        )
+
+    # -- poke and reschedule ----------------------------------------------------------------
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        store = context.get("task_state_store")  # survives reschedules (Airflow 3.3)
+        previous = self._observation
+        if previous is None and store is not None:
+            previous = store.get(STATE_KEY, None)
+        try:
+            result = self._check().run(hook_for, previous)
+        except InvalidArgumentError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        except FerryError as exc:
+            self.log.warning("check failed, will try again: %s", exc)
+            return False
+        self._observation = result.observation
+        if store is not None and self.stable_checks:
+            store.set(STATE_KEY, result.observation)
+        if result.state == INVALID:
+            raise AirflowFailException(result.reason)
+        if result.state == OKAY:
+            self.log.info("%s: %s", self.url, result.reason)
+            return PokeReturnValue(is_done=True, xcom_value=result.objects)
+        self.log.info("%s: %s", self.url, result.reason)
+        return False
+
+    # -- deferrable -------------------------------------------------------------------------
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        first = self.poke(context)  # often already there: no trip through the triggerer
+        if isinstance(first, PokeReturnValue):
+            return first.xcom_value
+        self.defer(
+            trigger=FerryArtifactTrigger(
+                self._check().to_dict(),
+                poke_interval=float(self.poke_interval),
+                exponential_backoff=self.exponential_backoff,
+                max_interval=self.max_poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        if not event or event.get("status") != "success":
+            raise AirflowFailException((event or {}).get("reason", "the artifact trigger failed"))
+        self.log.info("%s: %s", self.url, event.get("reason", "valid"))
+        return event["objects"]

@@ -1,0 +1,183 @@
+"""Is an artifact there, complete and intact? One check shared by the sensor and its trigger.
+
+An object (or every object matching a prefix or glob, at least ``min_count`` of them) must
+exist and satisfy what was asked: exact or minimum size, expected digests (crc32c and md5 from
+the store when it keeps them, else streamed; sha256 always streamed, up to a size cap), a
+marker object, an ``OK`` row in a Ferry manifest, and stability (size and ETag unchanged over
+``stable_checks`` consecutive checks). "Not there yet" and "there but wrong" are different
+answers: the second fails at once unless ``wait_for_valid`` (for producers that overwrite).
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ferry_provider.hooks.base import ObjectInfo, StorageHook
+from ferry_provider.hooks.errors import InvalidArgumentError, NotFoundError
+from ferry_provider.transfer import checksums
+from ferry_provider.transfer.manifest import OK, SKIP
+
+OKAY, WAITING, INVALID = "ok", "waiting", "invalid"
+GLOB_CHARS = "*?["
+HookFactory = Callable[[str, str | None], StorageHook]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    state: str  # ok, waiting, invalid
+    reason: str = ""
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    observation: dict[str, Any] = field(default_factory=dict)  # carried to the next check (stability)
+
+
+@dataclass(frozen=True)
+class ArtifactCheck:
+    url: str
+    conn_id: str | None = None
+    min_count: int = 1
+    expected_size: int | None = None
+    min_size: int | None = None
+    expected_digests: dict[str, str] = field(default_factory=dict)  # crc32c, md5, sha256 (hex)
+    sha256_max_bytes: int = 1 << 30
+    manifest: str | None = None  # a Ferry manifest CSV: a local path or an object URL
+    manifest_conn_id: str | None = None
+    stable_checks: int = 0
+    marker: str | None = None
+    wait_for_valid: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = set(self.expected_digests) - {"crc32c", "md5", "sha256"}
+        if unknown:
+            raise InvalidArgumentError(f"expected_digests: unsupported algorithm(s) {sorted(unknown)}")
+        if self.min_count < 1:
+            raise InvalidArgumentError(f"min_count must be >= 1, got {self.min_count}")
+        if self.stable_checks < 0:
+            raise InvalidArgumentError(f"stable_checks must be >= 0, got {self.stable_checks}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def is_pattern(self) -> bool:
+        return self.url.endswith("/") or any(c in self.url for c in GLOB_CHARS)
+
+    def run(self, hook_for: HookFactory, previous: dict[str, Any] | None = None) -> CheckResult:
+        hook = hook_for(self.url, self.conn_id)
+        if self.marker:
+            try:
+                hook_for(self.marker, self.conn_id).head(self.marker)
+            except NotFoundError:
+                return CheckResult(WAITING, f"marker {self.marker} is not there yet")
+        objects = self._objects(hook)
+        if len(objects) < self.min_count:
+            what = "matching objects" if self.is_pattern else "object"
+            return CheckResult(WAITING, f"{len(objects)} of {self.min_count} {what} at {self.url}")
+        observation = {"seen": {o.url: [o.size, o.etag] for o in objects}}
+        stable = (previous or {}).get("stable", 0) + 1 if (previous or {}).get("seen") == observation["seen"] else 0
+        observation["stable"] = stable
+        for info in objects:
+            waiting = self._size_wait(info)
+            if waiting:
+                return CheckResult(WAITING, waiting, observation=observation)
+        if stable < self.stable_checks:
+            return CheckResult(
+                WAITING,
+                f"not stable yet: unchanged for {stable} of {self.stable_checks} checks",
+                observation=observation,
+            )
+        rows = self._manifest_rows(hook_for) if self.manifest else None
+        validated = []
+        for info in objects:
+            problem, digests = self._validate(hook, info)
+            if problem:
+                return self._invalid(problem, observation)
+            if rows is not None:
+                row = rows.get(info.url)
+                if row is None:
+                    return CheckResult(
+                        WAITING, f"no OK row for {info.url} in manifest {self.manifest}", observation=observation
+                    )
+                if row.get("crc32c") and digests.get("crc32c", info.crc32c) not in (None, row["crc32c"]):
+                    return self._invalid(
+                        f"{info.url}: crc32c {digests.get('crc32c', info.crc32c)} differs from "
+                        f"the manifest's {row['crc32c']}",
+                        observation,
+                    )
+            validated.append({**info.to_dict(), **digests})
+        return CheckResult(OKAY, f"{len(validated)} object(s) valid", validated, observation)
+
+    def _invalid(self, problem: str, observation: dict[str, Any]) -> CheckResult:
+        return CheckResult(WAITING if self.wait_for_valid else INVALID, problem, observation=observation)
+
+    def _objects(self, hook: StorageHook) -> list[ObjectInfo]:
+        if not self.is_pattern:
+            try:
+                return [hook.head(self.url)]
+            except NotFoundError:
+                return []
+        cut = min([self.url.index(c) for c in GLOB_CHARS if c in self.url] or [len(self.url)])
+        prefix = self.url[:cut]
+        found = []
+        for info in hook.list(prefix):
+            if info.url.endswith("/") or "/.ferry/tmp/" in info.url:
+                continue
+            if cut == len(self.url) or fnmatch.fnmatchcase(info.url, self.url):
+                found.append(info)
+        return found
+
+    def _size_wait(self, info: ObjectInfo) -> str:
+        size = info.size or 0
+        if self.min_size is not None and size < self.min_size:
+            return f"{info.url}: {size} bytes, waiting for at least {self.min_size}"
+        if self.expected_size is not None and size < self.expected_size:
+            return f"{info.url}: {size} of {self.expected_size} bytes so far"
+        return ""
+
+    def _validate(self, hook: StorageHook, info: ObjectInfo) -> tuple[str, dict[str, str]]:
+        """A problem (empty when valid) and the digests computed by streaming the object."""
+        if self.expected_size is not None and info.size != self.expected_size:
+            return f"{info.url}: size {info.size}, expected {self.expected_size}", {}
+        computed: dict[str, str] = {}
+        for algorithm, want in self.expected_digests.items():
+            have = getattr(info, algorithm, None) if algorithm in ("crc32c", "md5") else None
+            if not have or "-" in have:
+                have = computed[algorithm] = self._stream_digest(hook, info, algorithm)
+            if have != want.lower():
+                return f"{info.url}: {algorithm} mismatch: expected {want.lower()}, got {have}", computed
+        return "", computed
+
+    def _stream_digest(self, hook: StorageHook, info: ObjectInfo, algorithm: str) -> str:
+        if info.size is not None and info.size > self.sha256_max_bytes:
+            raise InvalidArgumentError(
+                f"{info.url}: {info.size} bytes exceed sha256_max_bytes={self.sha256_max_bytes}; "
+                f"the store keeps no {algorithm} to compare, and streaming is capped"
+            )
+        hasher = None if algorithm == "crc32c" else hashlib.new(algorithm)
+        crc = 0
+        buf = bytearray(4 << 20)
+        with hook.open_range(info.url, pin=info) as reader:
+            while n := reader.readinto(buf):
+                if hasher is None:
+                    crc = checksums.crc32c(memoryview(buf)[:n], crc)
+                else:
+                    hasher.update(memoryview(buf)[:n])
+        return checksums.hex32(crc) if hasher is None else hasher.hexdigest()
+
+    def _manifest_rows(self, hook_for: HookFactory) -> dict[str, dict[str, str]]:
+        """Rows with result OK or skip, by destination (uploads) and by source (downloads)."""
+        assert self.manifest is not None
+        try:
+            text = hook_for(self.manifest, self.manifest_conn_id).read_bytes(self.manifest).decode()
+        except NotFoundError:
+            return {}
+        rows: dict[str, dict[str, str]] = {}
+        for row in csv.DictReader(io.StringIO(text)):
+            if row.get("result") in (OK, SKIP):
+                rows[row.get("destination", "")] = row
+        return rows

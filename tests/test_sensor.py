@@ -1,0 +1,176 @@
+"""FerryArtifactSensor and its trigger against SeaweedFS and the GCS emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from ferry_provider.hooks.factory import hook_for
+from ferry_provider.hooks.gcs import FerryGCSHook
+from ferry_provider.hooks.s3 import FerryS3Hook
+from ferry_provider.sensors.artifact import FerryArtifactSensor
+from ferry_provider.transfer.artifact_check import INVALID, OKAY, WAITING, ArtifactCheck
+from ferry_provider.transfer.manifest import ManifestRow, append_rows
+from ferry_provider.triggers.artifact import FerryArtifactTrigger
+from tests.conftest import GCS_CONN, S3_CONN, make_gcs_bucket, make_s3_bucket, run_dag
+from tests.stores import crc32c_hex, unique_prefix
+
+BUCKET = "ferry-sensor"
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def store(request):
+    """(hook, conn id, prefix) on each store."""
+    if request.param == "s3":
+        make_s3_bucket(request.getfixturevalue("seaweedfs"), BUCKET)
+        return FerryS3Hook(S3_CONN), S3_CONN, f"s3://{BUCKET}/{unique_prefix()}"
+    make_gcs_bucket(request.getfixturevalue("gcs_endpoint"), BUCKET)
+    return FerryGCSHook(GCS_CONN), GCS_CONN, f"gs://{BUCKET}/{unique_prefix()}"
+
+
+def check(url: str, conn: str, **kw) -> ArtifactCheck:
+    return ArtifactCheck(url=url, conn_id=conn, **kw)
+
+
+def test_missing_then_present_and_valid(store) -> None:
+    hook, conn, prefix = store
+    data = os.urandom(5000)
+    c = check(
+        prefix + "a.bin",
+        conn,
+        expected_digests={"crc32c": crc32c_hex(data), "sha256": hashlib.sha256(data).hexdigest()},
+    )
+    assert c.run(hook_for).state == WAITING
+    hook.put(prefix + "a.bin", data, crc32c=crc32c_hex(data))
+    result = c.run(hook_for)
+    assert result.state == OKAY
+    assert result.objects[0]["size"] == 5000 and result.objects[0]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_wrong_checksum_is_invalid_with_both_values(store) -> None:
+    hook, conn, prefix = store
+    data = b"the real bytes"
+    hook.put(prefix + "b.bin", data, crc32c=crc32c_hex(data))
+    result = check(prefix + "b.bin", conn, expected_digests={"crc32c": "deadbeef"}).run(hook_for)
+    assert result.state == INVALID
+    assert f"crc32c mismatch: expected deadbeef, got {crc32c_hex(data)}" in result.reason
+    assert (
+        check(prefix + "b.bin", conn, expected_digests={"crc32c": "deadbeef"}, wait_for_valid=True).run(hook_for).state
+        == WAITING
+    )
+    sensor = FerryArtifactSensor(task_id="s", url=prefix + "b.bin", conn_id=conn, expected_digests={"md5": "00" * 16})
+    with pytest.raises(AirflowFailException, match=f"md5 mismatch: expected {'00' * 16}, got "):
+        sensor.poke({})
+
+
+def test_growing_object_is_accepted_only_when_stable(store) -> None:
+    hook, conn, prefix = store
+    url = prefix + "growing.bin"
+    c = check(url, conn, stable_checks=2)
+    hook.put(url, b"a" * 100)
+    r1 = c.run(hook_for)
+    hook.put(url, b"a" * 200)  # still being written
+    r2 = c.run(hook_for, r1.observation)
+    r3 = c.run(hook_for, r2.observation)
+    r4 = c.run(hook_for, r3.observation)
+    assert [r.state for r in (r1, r2, r3, r4)] == [WAITING, WAITING, WAITING, OKAY]
+    assert "unchanged for 1 of 2" in r3.reason
+    assert r4.objects[0]["size"] == 200
+
+
+def test_sizes_markers_and_prefix_counts(store) -> None:
+    hook, conn, prefix = store
+    hook.put(prefix + "part-0.csv", b"x" * 10)
+    assert check(prefix + "part-*.csv", conn, min_count=2).run(hook_for).state == WAITING
+    hook.put(prefix + "part-1.csv", b"y" * 20)
+    hook.put(prefix + "other.txt", b"z")
+    result = check(prefix + "part-*.csv", conn, min_count=2, min_size=5).run(hook_for)
+    assert result.state == OKAY and sorted(o["size"] for o in result.objects) == [10, 20]
+    assert check(prefix, conn, min_count=3).run(hook_for).state == OKAY  # a prefix
+    assert check(prefix + "part-0.csv", conn, expected_size=50).run(hook_for).state == WAITING  # still short
+    assert check(prefix + "part-1.csv", conn, expected_size=5).run(hook_for).state == INVALID  # too big
+    marker = check(prefix + "part-*.csv", conn, min_count=2, marker=prefix + "_SUCCESS")
+    assert marker.run(hook_for).state == WAITING
+    hook.put(prefix + "_SUCCESS", b"")
+    assert marker.run(hook_for).state == OKAY
+
+
+def test_manifest_row_gates(store, tmp_path) -> None:
+    hook, conn, prefix = store
+    data = os.urandom(300)
+    url = prefix + "m.bin"
+    hook.put(url, data, crc32c=crc32c_hex(data))
+    manifest = str(tmp_path / "manifest.csv")
+    c = check(url, conn, manifest=manifest)
+    assert c.run(hook_for).state == WAITING  # no manifest yet
+    append_rows(manifest, [ManifestRow("/src", url, "t").finish("error", "failed")])
+    assert c.run(hook_for).state == WAITING  # only an error row
+    ok = ManifestRow("/src", url, "t", crc32c=crc32c_hex(data))
+    append_rows(manifest, [ok.finish("OK")])
+    assert c.run(hook_for).state == OKAY
+    wrong = str(tmp_path / "wrong.csv")
+    append_rows(wrong, [ManifestRow("/src", url, "t", crc32c="00000000").finish("OK")])
+    assert check(url, conn, manifest=wrong).run(hook_for).state == INVALID
+
+
+def test_sha256_streaming_is_capped() -> None:
+    c = ArtifactCheck(url="/etc/hostname", expected_digests={"sha256": "00"}, sha256_max_bytes=1)
+    from ferry_provider.hooks.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="exceed sha256_max_bytes=1"):
+        c.run(hook_for)
+
+
+def test_trigger_round_trips_and_yields_the_right_event(store) -> None:
+    hook, conn, prefix = store
+    data = os.urandom(1000)
+    url = prefix + "t.bin"
+    trigger = FerryArtifactTrigger(
+        check(url, conn, expected_digests={"crc32c": crc32c_hex(data)}).to_dict(),
+        poke_interval=0.2,
+        exponential_backoff=True,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "ferry_provider.triggers.artifact.FerryArtifactTrigger"
+    clone = FerryArtifactTrigger(**kwargs)
+    assert clone.serialize() == trigger.serialize()
+    threading.Timer(0.7, lambda: hook.put(url, data, crc32c=crc32c_hex(data))).start()
+
+    async def first_event() -> dict:
+        return (await asyncio.wait_for(clone.run().__anext__(), 20)).payload
+
+    event = asyncio.run(first_event())
+    assert event["status"] == "success" and event["objects"][0]["crc32c"] == crc32c_hex(data)
+    bad = FerryArtifactTrigger(check(url, conn, expected_digests={"crc32c": "00000000"}).to_dict(), poke_interval=0.1)
+    failed = asyncio.run(asyncio.wait_for(bad.run().__anext__(), 20)).payload
+    assert failed["status"] == "failed" and "expected 00000000" in failed["reason"]
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+def test_object_written_later_is_detected_in_each_mode(airflow_db, seaweedfs, monkeypatch, caplog, mode: str) -> None:
+    make_s3_bucket(seaweedfs, BUCKET)
+    hook = FerryS3Hook(S3_CONN)
+    data = os.urandom(2048)
+    url = f"s3://{BUCKET}/{unique_prefix()}late.bin"
+    for key, value in {
+        "FERRY_TEST_MODE": mode,
+        "FERRY_TEST_URL": url,
+        "FERRY_TEST_CONN": S3_CONN,
+        "FERRY_TEST_CRC32C": crc32c_hex(data),
+    }.items():
+        monkeypatch.setenv(key, value)
+    writer = threading.Timer(3.0, lambda: hook.put(url, data, crc32c=crc32c_hex(data)))
+    writer.start()
+    with caplog.at_level("INFO"):
+        run = run_dag("ferry_test_sensor")
+    writer.join()
+    assert run.state == "success"
+    objects = run.get_task_instance("wait").xcom_pull(task_ids="wait")
+    assert objects[0]["url"] == url and objects[0]["crc32c"] == crc32c_hex(data)
+    # The first check found nothing: the deferrable sensor must have handed over to its trigger.
+    assert ("running trigger in line" in caplog.text) == (mode == "deferrable")
