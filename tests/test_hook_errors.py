@@ -222,3 +222,32 @@ def test_local_put_leaves_nothing_behind_on_a_short_stream(tmp_path) -> None:
     with pytest.raises(InvalidArgumentError, match="body ended after 3 of 10 bytes"):
         FerryLocalHook().put(str(dest), io.BytesIO(b"abc"), size=10)
     assert os.listdir(tmp_path) == []
+
+
+def test_local_listing_skips_ferry_work_files(tmp_path) -> None:
+    for name in [
+        "data.bin",
+        "data.bin.ferry-tmp",
+        "data.bin.ferry-tracker",
+        "src.bin.0123.ferry-upload-tracker",
+        "out.bin.ferry-put-abc",
+        ".ferry-tracker-xyz",
+    ]:
+        (tmp_path / name).write_bytes(b"x")
+    assert [os.path.basename(i.url) for i in FerryLocalHook().list(str(tmp_path) + "/")] == ["data.bin"]
+
+
+def test_s3_copy_beyond_the_single_request_limit_joins_part_copies(seaweedfs: S3Endpoint) -> None:
+    """The >5 GiB path, exercised with small limits: UploadPartCopy parts, pinned, then joined."""
+    from tests.conftest import S3_CONN
+    from tests.stores import crc32c_hex
+
+    make_s3_bucket(seaweedfs, "ferry-errors")
+    hook = FerryS3Hook(S3_CONN)
+    hook.single_copy_limit, hook.part_copy_size = 6 << 20, 5 << 20
+    data = os.urandom(12 << 20)
+    hook.put("s3://ferry-errors/big-src", data, crc32c=crc32c_hex(data))
+    info = hook.copy("s3://ferry-errors/big-src", "s3://ferry-errors/big-dst")
+    assert info.etag.endswith("-3")  # three part copies, joined as a multipart object
+    assert hook.read_bytes("s3://ferry-errors/big-dst") == data
+    assert list(hook.list_multipart_uploads("s3://ferry-errors/big")) == []

@@ -89,6 +89,10 @@ class FerryS3Hook(BaseHook, StorageHook):
         checksums=frozenset({"crc32c", "crc64nvme", "md5"}),
     )
 
+    # Copies above this go through UploadPartCopy in parts of part_copy_size (S3's own limits).
+    single_copy_limit = MAX_SINGLE_REQUEST
+    part_copy_size = PART_COPY_SIZE
+
     def __init__(self, aws_conn_id: str | None = default_conn_name, *, max_connections: int = 16) -> None:
         super().__init__()
         self.aws_conn_id = aws_conn_id
@@ -343,7 +347,7 @@ class FerryS3Hook(BaseHook, StorageHook):
         s = self.parse(src).require_key()
         d = self.parse(dst).require_key()
         info = pin or self.head(s.raw)
-        if info.size is not None and info.size > MAX_SINGLE_REQUEST:
+        if info.size is not None and info.size > self.single_copy_limit:
             return self._copy_in_parts(s, d, info, if_absent)
         source: dict[str, str] = {"Bucket": s.bucket, "Key": s.key}
         if info.version:
@@ -360,11 +364,12 @@ class FerryS3Hook(BaseHook, StorageHook):
     def _copy_in_parts(self, s: ObjectURL, d: ObjectURL, info: ObjectInfo, if_absent: bool) -> ObjectInfo:
         """Objects over 5 GiB cannot be copied in one request: join UploadPartCopy parts."""
         assert info.size is not None
+        step = self.part_copy_size
         upload_id = self.create_multipart(d.raw, content_type=info.content_type, metadata=info.metadata)
         try:
             parts = [
-                self.upload_part_copy(d.raw, upload_id, n + 1, s.raw, off, min(off + PART_COPY_SIZE, info.size), info)
-                for n, off in enumerate(range(0, info.size, PART_COPY_SIZE))
+                self.upload_part_copy(d.raw, upload_id, n + 1, s.raw, off, min(off + step, info.size), info)
+                for n, off in enumerate(range(0, info.size, step))
             ]
             return self.complete_multipart(d.raw, upload_id, parts, if_absent=if_absent)
         except BaseException:
