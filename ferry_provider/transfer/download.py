@@ -15,7 +15,6 @@ import errno
 import logging
 import os
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +33,7 @@ from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.plan import Part, RangePlan, choose_part_size
+from ferry_provider.transfer.pool import Stopped, run_parts
 from ferry_provider.transfer.progress import Progress, ProgressCallback
 from ferry_provider.transfer.retry import RetryPolicy
 
@@ -99,10 +99,6 @@ def download(hook: StorageHook, source: str, destination: str, options: Download
     opts = options or DownloadOptions()
     row = ManifestRow(source=redact(source), destination=destination, start=now())
     return run_for_row(row, lambda: _Download(hook, source, destination, opts, row).run(), blame="destination")
-
-
-class _Stop(Exception):
-    """Another worker failed: this one stops between chunks."""
 
 
 class _Download:
@@ -297,19 +293,13 @@ class _Download:
         self, fd: int, plan: RangePlan, checkpoint: Checkpoint, pin: ObjectInfo, progress: Progress
     ) -> int:
         pending = [p for p in plan.parts if p.index not in checkpoint.parts]
-        workers = min(self.opts.parallelism, max(1, len(pending)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="ferry-get") as pool:
-            futures = [pool.submit(self._fetch_part, fd, part, checkpoint, pin, progress) for part in pending]
-            done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                self._stop.set()
-                for f in not_done:
-                    f.cancel()
-                wait(futures)
-                self._stop.clear()
-                errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception()]
-                raise next((e for e in errors if not isinstance(e, _Stop)), errors[0])  # type: ignore[misc]
+        run_parts(
+            lambda part: self._fetch_part(fd, part, checkpoint, pin, progress),
+            pending,
+            self.opts.parallelism,
+            self._stop,
+            "ferry-get",
+        )
         parts = checkpoint.parts
         return checksums.combine_all((parts[p.index]["crc32c"], p.size) for p in plan.parts)
 
@@ -328,7 +318,7 @@ class _Download:
         buf = self._buffer()
         while end is None or state["pos"] < end:
             if self._stop.is_set():
-                raise _Stop()
+                raise Stopped()
             want = len(buf) if end is None else min(len(buf), end - state["pos"])
             n = reader.readinto(buf[:want])
             if n == 0:

@@ -18,7 +18,7 @@ import secrets
 import stat as stat_module
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from ferry_provider.transfer.download import default_parallelism
 from ferry_provider.transfer.file_slice import FileSlice
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
+from ferry_provider.transfer.pool import Stopped, run_parts
 from ferry_provider.transfer.progress import Progress, ProgressCallback
 from ferry_provider.transfer.retry import RetryPolicy
 
@@ -255,7 +256,7 @@ class _Upload:
 
         def send(part: Part) -> None:
             if self._stop.is_set():
-                return
+                raise Stopped()
             crc = hash_range(fd, part.start, part.size, self._buffer())
             info = self._call(
                 f"part {part.index + 1}",
@@ -264,16 +265,7 @@ class _Upload:
             checkpoint.record(part.index, crc32c=crc, size=part.size, etag=info.etag)
             progress.add(part.size)
 
-        with ThreadPoolExecutor(min(self.opts.parallelism, len(pending)), thread_name_prefix="ferry-put") as pool:
-            futures = [pool.submit(send, p) for p in pending]
-            done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                self._stop.set()
-                for f in not_done:
-                    f.cancel()
-                wait(futures)
-                raise failed[0].exception()  # type: ignore[misc]
+        run_parts(send, pending, self.opts.parallelism, self._stop, "ferry-put")
 
     # -- the end ----------------------------------------------------------------------------
     def _verified(self, info: ObjectInfo, crc: str) -> str:

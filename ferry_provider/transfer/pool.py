@@ -1,0 +1,34 @@
+"""Run one job per part on a thread pool; the first failure stops the rest and is raised."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """Raised by a job that saw the stop signal: another job failed first."""
+
+
+def run_parts(job: Callable[[T], None], items: Sequence[T], workers: int, stop: threading.Event, name: str) -> None:
+    """Call ``job`` on every item, ``workers`` at a time. On the first failure, ``stop`` is set
+    (running jobs check it between chunks and raise Stopped), jobs not yet started are cancelled,
+    and once all have ended the first real error is raised; ``stop`` is cleared for a next run."""
+    if not items:
+        return
+    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name) as pool:
+        futures = [pool.submit(job, item) for item in items]
+        done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
+        if not any(f.exception() is not None for f in done):
+            return
+        stop.set()
+        for f in not_done:
+            f.cancel()
+        wait(futures)
+        stop.clear()
+        errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+        raise next((e for e in errors if not isinstance(e, Stopped)), errors[0])  # type: ignore[misc]
