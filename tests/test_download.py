@@ -326,3 +326,24 @@ def test_disk_full_fails_early_and_clearly_leaving_nothing(seaweedfs, tiny_disk)
     with pytest.raises(TransferError, match=r"not enough disk space: need 3145728 bytes, \d+ free"):
         download(hook, url, str(tiny_disk / "too-big.bin"), opts())
     assert os.listdir(tiny_disk) == []
+
+
+def test_stream_of_unknown_length(http_server, tmp_path) -> None:
+    """A chunked answer with no Content-Length: one stream, written with pwrite, checked by digest."""
+    url, root, _ = http_server
+    data = os.urandom(3 * PART + 77)
+    with open(os.path.join(root, "dynamic.bin"), "wb") as f:
+        f.write(data)
+    from ferry_provider.hooks.http import FerryHTTPHook
+
+    hook = FerryHTTPHook()
+    assert hook.head(f"{url}/chunked/dynamic.bin").size is None
+    row = download(
+        hook,
+        f"{url}/chunked/dynamic.bin",
+        str(tmp_path / "dyn.bin"),
+        opts(expected_digests={"sha256": hashlib.sha256(data).hexdigest()}),
+    )
+    assert (tmp_path / "dyn.bin").read_bytes() == data
+    assert row.result == OK and row.bytes_transferred == len(data) and "sha256" in row.description
+    assert_clean(tmp_path)

@@ -4,7 +4,8 @@ Serves files under ``--root``: HEAD and GET, strong ETags and Last-Modified, sin
 (``a-b``, ``a-``, ``-n``) with 206 / 416 (``Content-Range: bytes */size``), If-Range (ETag or
 date), If-Match (412) and If-None-Match (304); several ranges at once are answered with the
 whole body, which RFC 9110 allows. Two path prefixes imitate weaker servers:
-``/norange/...`` ignores Range, ``/nohead/...`` refuses HEAD with 405. Each request is logged
+``/norange/...`` ignores Range, ``/nohead/...`` refuses HEAD with 405, and ``/chunked/...``
+streams the body with chunked transfer encoding and no length, as dynamic servers do. Each request is logged
 as one line (method, path, Range, status, body bytes) to ``--access-log``.
 
 Run: ``python -m tests.servers.http_range_server --root DIR --port N [--access-log FILE]``
@@ -20,6 +21,7 @@ import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from tests.servers.process import ServerProcess, free_port
@@ -65,8 +67,9 @@ class RangeHandler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         path = unquote(urlsplit(self.path).path)
-        ignore_range = path.startswith("/norange/")
-        if path.startswith(("/norange/", "/nohead/")):
+        ignore_range = path.startswith(("/norange/", "/chunked/"))
+        chunked = path.startswith("/chunked/")
+        if path.startswith(("/norange/", "/nohead/", "/chunked/")):
             if head and path.startswith("/nohead/"):
                 return self._finish(HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": "GET"})
             path = "/" + path.split("/", 2)[2]
@@ -80,6 +83,8 @@ class RangeHandler(BaseHTTPRequestHandler):
             headers = {"ETag": etag, "Last-Modified": modified, "Content-Type": "application/octet-stream"}
             if not ignore_range:
                 headers["Accept-Ranges"] = "bytes"
+            if chunked:
+                return self._send_chunked(headers, f, head)
             if_match = self.headers.get("If-Match")
             if if_match and if_match.strip() != "*" and etag not in [t.strip() for t in if_match.split(",")]:
                 return self._finish(HTTPStatus.PRECONDITION_FAILED)
@@ -121,6 +126,20 @@ class RangeHandler(BaseHTTPRequestHandler):
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
         self._log_access(status, sent)
+
+    def _send_chunked(self, headers: dict[str, str], f: BinaryIO, head: bool) -> None:
+        self.send_response(HTTPStatus.OK)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sent = 0
+        if not head:
+            while chunk := f.read(100_000):
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                sent += len(chunk)
+            self.wfile.write(b"0\r\n\r\n")
+        self._log_access(HTTPStatus.OK, sent)
 
     def _log_access(self, status: HTTPStatus, sent: int) -> None:
         if not self.access_log:
