@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -158,16 +157,12 @@ class ArtifactCheck:
                 f"{info.url}: {info.size} bytes exceed sha256_max_bytes={self.sha256_max_bytes}; "
                 f"the store keeps no {algorithm} to compare, and streaming is capped"
             )
-        hasher = None if algorithm == "crc32c" else hashlib.new(algorithm)
-        crc = 0
-        buf = bytearray(4 << 20)
+        hasher = checksums.new_hasher(algorithm)
+        buffer = memoryview(bytearray(4 << 20))
         with hook.open_range(info.url, pin=info) as reader:
-            while n := reader.readinto(buf):
-                if hasher is None:
-                    crc = checksums.crc32c(memoryview(buf)[:n], crc)
-                else:
-                    hasher.update(memoryview(buf)[:n])
-        return checksums.hex32(crc) if hasher is None else hasher.hexdigest()
+            while n := reader.readinto(buffer):
+                hasher.update(buffer[:n])
+        return hasher.hexdigest()
 
     def _manifest_rows(self, hook_for: HookFactory) -> dict[str, dict[str, str]]:
         """Rows with result OK or skip, by destination (uploads) and by source (downloads)."""

@@ -13,6 +13,9 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
+
+from ferry_provider.hooks.errors import SourceChangedError
 
 log = logging.getLogger(__name__)
 
@@ -112,25 +115,58 @@ def check_hashes_mode(mode: str) -> str:
     return mode
 
 
+class Crc32cHasher:
+    """CRC32C with hashlib's interface, so every digest is fed and read the same way."""
+
+    name = "crc32c"
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self.value = crc32c(data, self.value)
+
+    def hexdigest(self) -> str:
+        return hex32(self.value)
+
+
+class Hasher(Protocol):
+    """What hashlib's hashers and Crc32cHasher have in common."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+H = TypeVar("H", bound=Hasher)
+
+
+def new_hasher(algorithm: str) -> Hasher:
+    """A hasher for ``crc32c`` or any hashlib name (md5, sha256, ...)."""
+    return Crc32cHasher() if algorithm == "crc32c" else hashlib.new(algorithm)
+
+
+def hash_file_range(fd: int, start: int, end: int, hasher: H, buffer: memoryview) -> H:
+    """Feed ``fd[start:end]`` to ``hasher``, read with pread into ``buffer``; return the hasher.
+
+    A file that ends before ``end`` changed under us: that is an error, never a short digest.
+    """
+    offset = start
+    while offset < end:
+        n = os.preadv(fd, [buffer[: min(len(buffer), end - offset)]], offset)
+        if n == 0:
+            raise SourceChangedError(f"file shrank: nothing at offset {offset}, expected bytes up to {end}")
+        hasher.update(buffer[:n])
+        offset += n
+    return hasher
+
+
 def file_digest(path: str, algorithm: str, start: int = 0, end: int | None = None) -> str:
     """Hex digest of ``path[start:end]``: ``crc32c``, ``md5``, ``sha256`` or another hashlib name."""
     fd = os.open(path, os.O_RDONLY)
     try:
         stop = os.fstat(fd).st_size if end is None else end
-        hasher = None if algorithm == "crc32c" else hashlib.new(algorithm)
-        crc = 0
-        buf = bytearray(8 << 20)
-        view = memoryview(buf)
-        offset = start
-        while offset < stop:
-            n = os.preadv(fd, [view[: min(len(buf), stop - offset)]], offset)
-            if n == 0:
-                break
-            if hasher is None:
-                crc = crc32c(view[:n], crc)
-            else:
-                hasher.update(view[:n])
-            offset += n
-        return hex32(crc) if hasher is None else hasher.hexdigest()
+        buffer = memoryview(bytearray(8 << 20))
+        return hash_file_range(fd, start, stop, new_hasher(algorithm), buffer).hexdigest()
     finally:
         os.close(fd)

@@ -89,18 +89,6 @@ def upload_tracker_path(source: str, destination: str, state_dir: str | None) ->
     return os.path.join(folder, name)
 
 
-def hash_range(fd: int, start: int, size: int, buffer: memoryview) -> int:
-    """CRC32C of ``size`` bytes at ``start``, read with pread into ``buffer``."""
-    crc, offset, end = 0, start, start + size
-    while offset < end:
-        n = os.preadv(fd, [buffer[: min(len(buffer), end - offset)]], offset)
-        if n == 0:
-            raise SourceChangedError(f"file shrank while reading at offset {offset}")
-        crc = checksums.crc32c(buffer[:n], crc)
-        offset += n
-    return crc
-
-
 class _Upload:
     def __init__(self, hook: StorageHook, source: str, destination: str, opts: UploadOptions, row: ManifestRow) -> None:
         self.hook = hook
@@ -118,6 +106,10 @@ class _Upload:
         if buf is None:
             buf = self._local.buf = memoryview(bytearray(HASH_BUFFER))
         return buf
+
+    def _crc(self, fd: int, start: int, size: int) -> checksums.Crc32cHasher:
+        """CRC32C of ``size`` bytes of the source at ``start``, through this thread's buffer."""
+        return checksums.hash_file_range(fd, start, start + size, checksums.Crc32cHasher(), self._buffer())
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         return self.opts.retry.run(fn, what=f"{self.dst.raw}: {what}")
@@ -172,7 +164,7 @@ class _Upload:
             return "destination exists (no_clobber)"
         if not self.opts.skip_identical or existing.size != size or not existing.crc32c or "-" in existing.crc32c:
             return ""
-        if checksums.hex32(hash_range(fd, 0, size, self._buffer())) == existing.crc32c:
+        if self._crc(fd, 0, size).hexdigest() == existing.crc32c:
             return "destination is identical (same size and crc32c)"
         return ""
 
@@ -187,7 +179,7 @@ class _Upload:
     # -- one request ------------------------------------------------------------------------
     def _single_put(self, fd: int, st: os.stat_result) -> ManifestRow:
         progress = self._progress(st.st_size)
-        crc = checksums.hex32(hash_range(fd, 0, st.st_size, self._buffer()))
+        crc = self._crc(fd, 0, st.st_size).hexdigest()
         if st.st_size > (self.hook.capabilities.max_single_put or st.st_size):
             raise InvalidArgumentError(f"{self.source}: {st.st_size} bytes exceed this store's single-request limit")
 
@@ -257,7 +249,7 @@ class _Upload:
         def send(part: Part) -> None:
             if self._stop.is_set():
                 raise Stopped()
-            crc = hash_range(fd, part.start, part.size, self._buffer())
+            crc = self._crc(fd, part.start, part.size).value
             info = self._call(
                 f"part {part.index + 1}",
                 lambda: strategy.send(part, FileSlice(fd, part.start, part.size), checksums.hex32(crc)),
