@@ -324,23 +324,32 @@ class _Download:
             return
         buf = self._buffer()
         while end is None or state["pos"] < end:
-            if self._stop.is_set():
-                raise Stopped()
-            want = len(buf) if end is None else min(len(buf), end - state["pos"])
-            n = reader.readinto(buf[:want])
-            if n == 0:
-                if end is None:
-                    return
-                raise TruncatedBodyError(
-                    f"{self.row.source}: stream ended at byte {state['pos']}, expected {end}", url=self.row.source
-                )
-            chunk = buf[:n]
+            at = state["pos"]
+            want = len(buf) if end is None else min(len(buf), end - at)
+            n = self._take(reader, buf[:want], state, end, progress)
+            if n == 0:  # the end of a stream of unknown length
+                return
             written = 0
             while written < n:
-                written += os.pwrite(fd, chunk[written:], state["pos"] + written)
-            state["crc"] = checksums.crc32c(chunk, state["crc"])
-            state["pos"] += n
-            progress.add(n)
+                written += os.pwrite(fd, buf[written:n], at + written)
+
+    def _take(self, reader: Any, view: memoryview, state: dict[str, int], end: int | None, progress: Progress) -> int:
+        """Read once into ``view``, hash it and count it; 0 only at the end of an unsized stream.
+
+        An early end of a sized range is a TruncatedBodyError (retried from ``state["pos"]``)."""
+        if self._stop.is_set():
+            raise Stopped()
+        n = reader.readinto(view)
+        if n == 0:
+            if end is None:
+                return 0
+            raise TruncatedBodyError(
+                f"{self.row.source}: stream ended at byte {state['pos']}, expected {end}", url=self.row.source
+            )
+        state["crc"] = checksums.crc32c(view[:n], state["crc"])
+        state["pos"] += n
+        progress.add(n)
+        return n
 
     def _copy_mapped(self, reader: Any, fd: int, state: dict[str, int], end: int, progress: Progress) -> None:
         """Read the socket straight into the temp file's pages through a small mmap window.
@@ -358,18 +367,7 @@ class _Download:
             try:
                 at = state["pos"] - start
                 while at < length:
-                    if self._stop.is_set():
-                        raise Stopped()
-                    n = reader.readinto(view[at:length])
-                    if n == 0:
-                        raise TruncatedBodyError(
-                            f"{self.row.source}: stream ended at byte {state['pos']}, expected {end}",
-                            url=self.row.source,
-                        )
-                    state["crc"] = checksums.crc32c(view[at : at + n], state["crc"])
-                    at += n
-                    state["pos"] += n
-                    progress.add(n)
+                    at += self._take(reader, view[at:length], state, end, progress)
             finally:
                 view.release()
                 with contextlib.suppress(BufferError):  # a traceback still holds a slice: GC unmaps it
