@@ -1,0 +1,87 @@
+"""What every one-object Ferry transfer operator shares: its arguments and its manifest row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from ferry_provider.hooks.base import StorageHook
+from ferry_provider.hooks.factory import hook_for
+from ferry_provider.transfer.download import default_parallelism
+from ferry_provider.transfer.manifest import ManifestRow, TransferError, append_rows
+from ferry_provider.transfer.retry import RetryPolicy
+
+Transfer = Callable[[StorageHook, str, str], ManifestRow]
+
+
+class FerryTransferOperator(BaseOperator):
+    """Base of the transfer operators: ``source`` to ``destination`` through connection ``conn_id``.
+
+    The manifest row is the task's return value (XCom ``return_value``); when the transfer
+    fails, the ``error`` row is pushed as XCom ``manifest_row`` before the task fails, so no row
+    is lost. With ``manifest_path`` rows are also appended to a CSV file. ``retry_attempts``
+    bounds the retries of each request within one try; Airflow's ``retries`` then start a new
+    try, which resumes from the tracker.
+    """
+
+    template_fields: Sequence[str] = ("source", "destination", "conn_id", "manifest_path", "state_dir")
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        destination: str,
+        conn_id: str | None = None,
+        parallelism: int | None = None,
+        part_size: int | None = None,
+        no_clobber: bool = False,
+        skip_identical: bool = True,
+        resume: bool = True,
+        state_dir: str | None = None,
+        manifest_path: str | None = None,
+        retry_attempts: int = 5,
+        retry_max_wait: float = 20.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.destination = destination
+        self.conn_id = conn_id
+        self.parallelism = parallelism
+        self.part_size = part_size
+        self.no_clobber = no_clobber
+        self.skip_identical = skip_identical
+        self.resume = resume
+        self.state_dir = state_dir
+        self.manifest_path = manifest_path
+        self.retry_attempts = retry_attempts
+        self.retry_max_wait = retry_max_wait
+
+    def common_options(self) -> dict[str, Any]:
+        """The engine options every transfer takes, as keyword arguments."""
+        return {
+            "parallelism": self.parallelism or default_parallelism(),
+            "part_size": self.part_size,
+            "no_clobber": self.no_clobber,
+            "skip_identical": self.skip_identical,
+            "resume": self.resume,
+            "state_dir": self.state_dir,
+            "retry": RetryPolicy(attempts=self.retry_attempts, max_wait=self.retry_max_wait),
+        }
+
+    def run_transfer(self, context: Context, remote: str, parallelism: int, transfer: Transfer) -> dict[str, Any]:
+        """Run ``transfer`` with a hook for the ``remote`` side and report its manifest row."""
+        hook = hook_for(remote, self.conn_id, max_connections=parallelism)
+        try:
+            row = transfer(hook, self.source, self.destination)
+        except TransferError as exc:
+            context["ti"].xcom_push(key="manifest_row", value=exc.row.to_dict())
+            if self.manifest_path:
+                append_rows(self.manifest_path, [exc.row])
+            raise
+        if self.manifest_path:
+            append_rows(self.manifest_path, [row])
+        self.log.info("%s -> %s: %s (%s)", row.source, row.destination, row.result, row.description)
+        return row.to_dict()
