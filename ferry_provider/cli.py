@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+CONN_HELP = (
+    "an Airflow connection id; without it Airflow is not loaded and the store's own environment "
+    "settings apply (AWS_* and AWS_ENDPOINT_URL, Google ADC and STORAGE_EMULATOR_HOST, no HTTP credentials)"
+)
 
 
 def parse_size(text: str) -> int:
@@ -41,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     stat = sub.add_parser("stat", help="print an object's size, validators and digests as JSON")
     stat.add_argument("url", help="s3://BUCKET/KEY, gs://BUCKET/KEY, http(s)://..., file://... or a path")
-    stat.add_argument("--conn", default=None, help="Airflow connection id (default: the store's default)")
+    stat.add_argument("--conn", default=None, help=CONN_HELP)
 
     cp = sub.add_parser(
         "cp",
@@ -49,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("source")
     cp.add_argument("destination")
-    cp.add_argument("--conn", default=None, help="connection id for the remote side")
+    cp.add_argument("--conn", default=None, help=CONN_HELP + " (for the remote side)")
     cp.add_argument("--parallelism", "-j", type=int, default=None, help="default: 2 per core, 4-16")
     cp.add_argument("--part-size", type=parse_size, default=None, help="e.g. 16MiB (default: adaptive)")
     cp.add_argument(
@@ -73,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     clean = sub.add_parser("cleanup", help="abort stale multipart uploads and delete temporary components")
     clean.add_argument("url", help="s3://BUCKET/PREFIX or gs://BUCKET (components are per bucket)")
-    clean.add_argument("--conn", default=None)
+    clean.add_argument("--conn", default=None, help=CONN_HELP)
     clean.add_argument("--older-than", default="24h", help="only what is at least this old: 0, 90s, 30m, 24h, 7d")
     clean.add_argument("--dry-run", action="store_true", help="list, remove nothing")
     return parser
@@ -92,16 +96,16 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def _stat(args: argparse.Namespace) -> int:
-    from ferry_provider.hooks.factory import hook_for
+    from ferry_provider.hooks.factory import store_for
 
-    info = hook_for(args.url, args.conn).head(args.url)
+    info = store_for(args.url, args.conn).head(args.url)
     print(json.dumps(info.to_dict(), sort_keys=True))
     return 0
 
 
 def _cp(args: argparse.Namespace) -> int:
     from ferry_provider.hooks.errors import InvalidArgumentError
-    from ferry_provider.hooks.factory import hook_for
+    from ferry_provider.hooks.factory import store_for
     from ferry_provider.hooks.url import parse_url
     from ferry_provider.transfer.download import DownloadOptions, default_parallelism, download
 
@@ -124,12 +128,12 @@ def _cp(args: argparse.Namespace) -> int:
         expected_size=args.expected_size,
         state_dir=args.state_dir,
     )
-    hook = hook_for(args.source, args.conn, max_connections=options.parallelism)
+    hook = store_for(args.source, args.conn, max_connections=options.parallelism)
     return _report(args, lambda: download(hook, args.source, args.destination, options))
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from ferry_provider.hooks.factory import hook_for
+    from ferry_provider.hooks.factory import store_for
     from ferry_provider.transfer.download import default_parallelism
     from ferry_provider.transfer.upload import UploadOptions, upload
 
@@ -142,7 +146,7 @@ def _upload(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         state_dir=args.state_dir,
     )
-    hook = hook_for(args.destination, args.conn, max_connections=options.parallelism)
+    hook = store_for(args.destination, args.conn, max_connections=options.parallelism)
     return _report(args, lambda: upload(hook, args.source, args.destination, options))
 
 
@@ -165,14 +169,14 @@ def _report(args: argparse.Namespace, transfer: Callable[[], ManifestRow]) -> in
 
 def _cleanup(args: argparse.Namespace) -> int:
     from ferry_provider.hooks.errors import InvalidArgumentError
-    from ferry_provider.hooks.factory import hook_for
+    from ferry_provider.hooks.factory import store_for
     from ferry_provider.transfer.cleanup import find_leftovers, parse_age, remove_leftovers
 
     try:
         age = parse_age(args.older_than)
     except ValueError as exc:
         raise InvalidArgumentError(f"--older-than: {exc}") from None
-    hook = hook_for(args.url, args.conn)
+    hook = store_for(args.url, args.conn)
     leftovers = find_leftovers(hook, args.url, age)
     for item in leftovers:
         print(
@@ -193,7 +197,12 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ferry_provider.hooks.errors import FerryError, InvalidArgumentError  # imports Airflow: logging set
+    from ferry_provider.hooks.errors import FerryError, InvalidArgumentError
+
+    if args.conn:
+        # Airflow (needed for its connections only) configures logging when imported: load it
+        # first, so the handler below is not undone.
+        import airflow.sdk  # noqa: F401
 
     # Airflow routes the root logger to stdout; stdout is for results (JSON rows), so Ferry's
     # progress lines get their own stderr handler and Airflow's chatter is held to warnings.

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import S3_CONN, make_s3_bucket
+from tests.conftest import GCS_CONN, S3_CONN, make_gcs_bucket, make_s3_bucket
 from tests.servers.seaweedfs import S3Endpoint
 from tests.stores import crc32c_hex
 
@@ -127,3 +127,66 @@ def test_cp_errors(seaweedfs: S3Endpoint, tmp_path) -> None:
     assert no_source.returncode == 1 and "x does not exist" in no_source.stderr
     remote = run([*FERRY, "cp", "s3://ferry-cli/a", "gs://ferry-cli/b"])
     assert remote.returncode == 2 and "one side of ferry cp must be local" in remote.stderr
+
+
+# Runs the CLI in a fresh interpreter, then fails if any Airflow module was loaded on the way.
+_WITHOUT_AIRFLOW = """
+import sys
+from ferry_provider.cli import main
+code = main(sys.argv[1:])
+loaded = sorted(m for m in sys.modules if m == "airflow" or m.startswith("airflow."))
+if loaded:
+    sys.exit(f"Airflow was loaded: {loaded[:5]}")
+sys.exit(code)
+"""
+
+
+def run_without_airflow(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AWS_"))}
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_AIRFLOW, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, **env},
+    )
+
+
+def test_cp_without_a_connection_uses_the_environment_and_never_loads_airflow(
+    seaweedfs: S3Endpoint, tmp_path
+) -> None:
+    make_s3_bucket(seaweedfs, "ferry-cli")
+    env = {
+        "AWS_ACCESS_KEY_ID": seaweedfs.access_key,
+        "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key,
+        "AWS_ENDPOINT_URL": seaweedfs.url,
+        "AWS_DEFAULT_REGION": seaweedfs.region,
+    }
+    data = os.urandom((6 << 20) + 1)
+    (tmp_path / "up.bin").write_bytes(data)
+    up = run_without_airflow(
+        ["cp", str(tmp_path / "up.bin"), "s3://ferry-cli/env.bin", "--part-size", "5MiB", "--json", "-q"], env
+    )
+    assert up.returncode == 0, up.stderr
+    assert json.loads(up.stdout)["crc32c"] == crc32c_hex(data)
+    down = run_without_airflow(["cp", "s3://ferry-cli/env.bin", str(tmp_path / "down.bin"), "--json", "-q"], env)
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout)["result"] == "OK"
+    assert (tmp_path / "down.bin").read_bytes() == data
+    assert seaweedfs.secret_key not in up.stdout + up.stderr + down.stdout + down.stderr
+    # Without credentials in the environment the store refuses, naming where it looked.
+    anonymous = run_without_airflow(
+        ["stat", "s3://ferry-cli/env.bin"], {"AWS_ENDPOINT_URL": seaweedfs.url, "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    assert anonymous.returncode == 1
+    assert "credentials from the environment" in anonymous.stderr
+
+
+def test_stat_gcs_without_a_connection_reads_the_emulator_variable(gcs_endpoint: str) -> None:
+    from ferry_provider.hooks.gcs import FerryGCSHook
+
+    make_gcs_bucket(gcs_endpoint, "ferry-cli-gcs")
+    FerryGCSHook(GCS_CONN).put("gs://ferry-cli-gcs/env.txt", b"from the emulator")
+    out = run_without_airflow(["stat", "gs://ferry-cli-gcs/env.txt"], {"STORAGE_EMULATOR_HOST": gcs_endpoint})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["size"] == len(b"from the emulator")

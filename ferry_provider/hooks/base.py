@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Self
+from typing import Any, BinaryIO, Protocol, Self
 
 from ferry_provider.hooks.errors import (
     InvalidArgumentError,
@@ -216,6 +216,17 @@ class RangeReader:
         self.close()
 
 
+class ConnectionLike(Protocol):
+    """The fields of an Airflow ``Connection`` a store reads (no Airflow import needed)."""
+
+    host: str | None
+    login: str | None
+    password: str | None
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]: ...
+
+
 class StorageHook(ABC):
     """One store behind Ferry's head/get/put/compose/copy interface.
 
@@ -225,6 +236,23 @@ class StorageHook(ABC):
 
     capabilities: Capabilities = Capabilities()
     schemes: tuple[str, ...] = ()
+    # Said when a store finds no credentials of its own, e.g. "using boto3's default chain".
+    credential_fallback: str = "using credentials from the environment"
+
+    # -- configuration ----------------------------------------------------------------------
+    # A bare store (the CLI without --conn, benchmarks) takes its settings from the environment
+    # and never loads Airflow; the Airflow hooks override these two with their connection.
+    @property
+    def conn_id(self) -> str | None:
+        return None
+
+    def connection(self) -> ConnectionLike | None:
+        """The connection that configures this store; None means the environment's settings."""
+        return None
+
+    def credentials_origin(self) -> str:
+        """Where credentials came from, for error messages (never the credentials themselves)."""
+        return f"connection {self.conn_id!r}" if self.conn_id else "credentials from the environment"
 
     # -- reads ------------------------------------------------------------------------------
     @abstractmethod

@@ -1,35 +1,8 @@
-"""Resolving a hook's Airflow connection the same way for every store."""
+"""Reading connection extras the same way for every store (no Airflow import: bare stores use it)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from airflow.sdk import BaseHook, Connection
-from airflow.sdk.exceptions import AirflowNotFoundException
-
-from ferry_provider.hooks.errors import NotFoundError
-
-
-def resolve_connection(
-    hook: BaseHook, conn_id: str | None, default_conn_id: str | None, fallback: str
-) -> Connection | None:
-    """The connection ``conn_id``, or None when there is none to use.
-
-    A missing *default* connection is normal (credentials come from the environment, as with
-    boto3's chain or Google's ADC) and is logged; a missing connection the user *named* is an
-    error, because silently using other credentials would be worse than failing.
-    """
-    if not conn_id:
-        return None
-    try:
-        return hook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        if conn_id == default_conn_id:
-            hook.log.info("Connection %r is not defined; %s", conn_id, fallback)
-            return None
-        raise NotFoundError(
-            f"Airflow connection {conn_id!r} is not defined (add it in Airflow or set AIRFLOW_CONN_{conn_id.upper()})"
-        ) from None
 
 
 def extra_value(extra: dict[str, Any], *names: str) -> Any:

@@ -1,29 +1,45 @@
-"""Pick the hook for a URL by its scheme, as gcloud's api_factory and pulpcore's factory do."""
+"""Pick the store for a URL by its scheme, as gcloud's api_factory and pulpcore's factory do.
+
+``hook_for`` gives the Airflow hook (a connection id, else the store's default connection);
+``store_for`` without a connection id gives the bare store, configured from the environment,
+and loads no Airflow module: the ``ferry`` command starts in a fraction of a second that way.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 from ferry_provider.hooks.base import StorageHook
-from ferry_provider.hooks.gcs import FerryGCSHook
-from ferry_provider.hooks.http import FerryHTTPHook
-from ferry_provider.hooks.local import FerryLocalHook
-from ferry_provider.hooks.s3 import FerryS3Hook
 from ferry_provider.hooks.url import ObjectURL, parse_url
 
-HOOKS_BY_SCHEME: dict[str, type[StorageHook]] = {
-    "s3": FerryS3Hook,
-    "gs": FerryGCSHook,
-    "http": FerryHTTPHook,
-    "https": FerryHTTPHook,
-    "file": FerryLocalHook,
+# scheme -> (module, bare store class, Airflow hook class); imported only when used.
+_CLASSES: dict[str, tuple[str, str, str]] = {
+    "s3": ("s3", "S3Store", "FerryS3Hook"),
+    "gs": ("gcs", "GCSStore", "FerryGCSHook"),
+    "http": ("http", "HTTPStore", "FerryHTTPHook"),
+    "https": ("http", "HTTPStore", "FerryHTTPHook"),
+    "file": ("local", "LocalStore", "FerryLocalHook"),
 }
 
 
-def hook_for(url: str | ObjectURL, conn_id: str | None = None, *, max_connections: int = 16) -> StorageHook:
-    """A hook for ``url``: ``conn_id`` when given, else the store's default connection."""
+def _class(url: str | ObjectURL, airflow: bool) -> type[StorageHook]:
     parsed = url if isinstance(url, ObjectURL) else parse_url(url)
-    cls = HOOKS_BY_SCHEME[parsed.scheme]
-    if cls is FerryLocalHook:
-        return FerryLocalHook(conn_id)
+    module, store, hook = _CLASSES[parsed.scheme]
+    if airflow:
+        return getattr(importlib.import_module(f"ferry_provider.hooks.{module}"), hook)
+    return getattr(importlib.import_module(f"ferry_provider.hooks.{module}_store"), store)
+
+
+def hook_for(url: str | ObjectURL, conn_id: str | None = None, *, max_connections: int = 16) -> StorageHook:
+    """The Airflow hook for ``url``: ``conn_id`` when given, else the store's default connection."""
+    cls = _class(url, airflow=True)
     if conn_id is None:
         return cls(max_connections=max_connections)  # type: ignore[call-arg]
     return cls(conn_id, max_connections=max_connections)  # type: ignore[call-arg]
+
+
+def store_for(url: str | ObjectURL, conn_id: str | None = None, *, max_connections: int = 16) -> StorageHook:
+    """The Airflow hook when ``conn_id`` names a connection, else the bare store (no Airflow)."""
+    if conn_id:
+        return hook_for(url, conn_id, max_connections=max_connections)
+    return _class(url, airflow=False)(max_connections=max_connections)  # type: ignore[call-arg]

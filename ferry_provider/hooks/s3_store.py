@@ -1,0 +1,504 @@
+"""S3 and S3-compatible stores through boto3."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import botocore.exceptions as bex
+import urllib3.exceptions
+from botocore.config import Config
+
+from ferry_provider.hooks.base import (
+    Body,
+    Capabilities,
+    ObjectInfo,
+    PartInfo,
+    RangeReader,
+    StorageHook,
+    UploadInfo,
+    check_content_range,
+    check_range_args,
+)
+from ferry_provider.hooks.connection import as_bool, extra_value
+from ferry_provider.hooks.digests import b64_to_hex, etag_md5, hex_to_b64
+from ferry_provider.hooks.errors import (
+    FerryError,
+    InvalidArgumentError,
+    InvalidRangeError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    SourceChangedError,
+    TransientError,
+)
+from ferry_provider.hooks.http_session import socket_stream
+from ferry_provider.hooks.url import ObjectURL
+
+MiB = 1 << 20
+GiB = 1 << 30
+MAX_SINGLE_REQUEST = 5 * GiB  # PutObject and CopyObject limit
+PART_COPY_SIZE = 512 * MiB  # part size when a copy must go through UploadPartCopy
+
+_NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
+_DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "401"}
+_TRANSIENT = {
+    "429",
+    "500",
+    "502",
+    "503",
+    "504",
+    "SlowDown",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeTooSkewed",
+    "BadDigest",
+    "XAmzContentSHA256Mismatch",
+}
+# BadDigest means the bytes were damaged on the way to the server: resending the part is the cure.
+
+
+class S3Store(StorageHook):
+    """S3 (and S3-compatible stores such as SeaweedFS, MinIO, Ceph) through one boto3 client.
+
+    Without a connection (``connection()`` is None) everything comes from boto3's default chain:
+    ``AWS_*`` variables, profiles, instance roles, and ``AWS_ENDPOINT_URL(_S3)`` for the endpoint.
+    ``FerryS3Hook`` reads the same settings from an Airflow connection.
+    """
+
+    credential_fallback = "using boto3's default credential chain"
+    schemes = ("s3",)
+    capabilities = Capabilities(
+        multipart_upload=True,
+        part_copy=True,
+        server_side_copy=True,
+        min_part_size=5 * MiB,
+        max_part_size=5 * GiB,
+        max_parts=10_000,
+        max_single_put=MAX_SINGLE_REQUEST,
+        checksums=frozenset({"crc32c", "crc64nvme", "md5"}),
+    )
+
+    # Copies above this go through UploadPartCopy in parts of part_copy_size (S3's own limits).
+    single_copy_limit = MAX_SINGLE_REQUEST
+    part_copy_size = PART_COPY_SIZE
+
+    def __init__(self, *, max_connections: int = 16) -> None:
+        super().__init__()
+        self.max_connections = max_connections
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    # -- client -----------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """One boto3 client (thread-safe) with a pool sized for the parallelism in use."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        conn = self.connection()
+        extra = conn.extra_dejson if conn else {}
+        endpoint = extra_value(extra, "endpoint_url")
+        if endpoint is None and conn and conn.host and "://" in conn.host:
+            endpoint = conn.host
+        # boto3 reads these itself; they matter here only for the addressing-style default.
+        custom_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        session = boto3.session.Session(
+            aws_access_key_id=(conn.login if conn else None) or extra_value(extra, "aws_access_key_id"),
+            aws_secret_access_key=(conn.password if conn else None) or extra_value(extra, "aws_secret_access_key"),
+            aws_session_token=extra_value(extra, "aws_session_token"),
+            region_name=extra_value(extra, "region_name"),
+        )
+        verify = extra_value(extra, "verify")
+        config = Config(
+            max_pool_connections=self.max_connections,
+            connect_timeout=float(extra_value(extra, "connect_timeout") or 10),
+            read_timeout=float(extra_value(extra, "read_timeout") or 60),
+            # One attempt per request: Ferry's RetryPolicy retries (honouring Retry-After, which
+            # botocore ignores) and knows where a part can resume; two layers would multiply.
+            retries={"mode": "standard", "total_max_attempts": 1},
+            s3={"addressing_style": extra_value(extra, "addressing_style") or ("path" if custom_endpoint else "auto")},
+            # Ferry computes and checks CRC32C itself; asking botocore to do it again costs CPU and
+            # breaks S3-compatible stores that reject the trailing checksums (boto3#4400).
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        try:
+            return session.client(
+                "s3",
+                endpoint_url=endpoint,
+                config=config,
+                verify=(
+                    verify
+                    if isinstance(verify, str) and verify.lower() not in ("true", "false")
+                    else as_bool(verify, True)
+                ),
+            )
+        except (ValueError, bex.BotoCoreError) as exc:
+            raise InvalidArgumentError(f"{self.credentials_origin()}: cannot build an S3 client: {exc}") from exc
+
+    # -- error mapping ----------------------------------------------------------------------
+    @contextmanager
+    def _errors(self, url: str, *, pinned: bool = False) -> Iterator[None]:
+        """Translate botocore's exceptions into Ferry's, naming the URL and connection."""
+        try:
+            yield
+        except FerryError:
+            raise
+        except bex.ClientError as exc:
+            raise self._map_client_error(exc, url, pinned) from exc
+        except bex.NoCredentialsError as exc:
+            raise PermissionDeniedError(
+                f"{url}: no AWS credentials found ({self.credentials_origin()}, then boto3's chain)", url=url
+            ) from exc
+        except (bex.EndpointConnectionError, bex.ConnectTimeoutError) as exc:
+            raise TransientError(f"{url}: cannot reach the S3 endpoint: {exc}", url=url) from exc
+        except (
+            bex.ReadTimeoutError,
+            bex.ConnectionClosedError,
+            bex.ResponseStreamingError,
+            bex.IncompleteReadError,
+            urllib3.exceptions.HTTPError,
+        ) as exc:
+            raise TransientError(f"{url}: connection failed: {exc}", url=url) from exc
+        except bex.ParamValidationError as exc:
+            raise InvalidArgumentError(f"{url}: {exc}", url=url) from exc
+
+    def _map_client_error(self, exc: bex.ClientError, url: str, pinned: bool) -> FerryError:
+        err = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        code = str(err.get("Code", ""))
+        status = str(meta.get("HTTPStatusCode", ""))
+        message = err.get("Message") or code or status
+        text = f"{url}: {code or status}: {message}"
+        if code in _NOT_FOUND or status == "404":
+            return NotFoundError(text, url=url)
+        if code in _DENIED or status in ("401", "403"):
+            return PermissionDeniedError(f"{text} ({self.credentials_origin()})", url=url)
+        if code in ("PreconditionFailed", "412") or status == "412":
+            if pinned:
+                return SourceChangedError(f"{url} changed since it was examined ({code})", url=url)
+            return PreconditionFailedError(text, url=url)
+        if code == "ConditionalRequestConflict" or status == "409":
+            return PreconditionFailedError(text, url=url)
+        if code in ("InvalidRange", "416") or status == "416":
+            return InvalidRangeError(text, url=url)
+        if code in _TRANSIENT or status in _TRANSIENT:
+            headers = meta.get("HTTPHeaders", {})
+            retry_after = headers.get("retry-after")
+            return TransientError(
+                text, url=url, retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None
+            )
+        return InvalidArgumentError(text, url=url)
+
+    # -- reads ------------------------------------------------------------------------------
+    def head(self, url: str) -> ObjectInfo:
+        u = self.parse(url).require_key()
+        with self._errors(u.raw):
+            resp = self.client.head_object(Bucket=u.bucket, Key=u.key, ChecksumMode="ENABLED")
+        return self._info(u, resp, resp["ContentLength"])
+
+    def _info(self, u: ObjectURL, resp: dict[str, Any], size: int) -> ObjectInfo:
+        etag = (resp.get("ETag") or "").strip('"') or None
+        # SSE-KMS and SSE-C ETags look like MD5s but are not; trust them only for plain objects.
+        encrypted = resp.get("ServerSideEncryption") == "aws:kms" or resp.get("SSECustomerAlgorithm")
+        return ObjectInfo(
+            url=u.raw,
+            size=size,
+            etag=etag,
+            version=resp.get("VersionId"),
+            last_modified=resp.get("LastModified"),
+            content_type=resp.get("ContentType"),
+            md5=None if encrypted else etag_md5(etag),
+            crc32c=b64_to_hex(resp.get("ChecksumCRC32C")),
+            crc64nvme=b64_to_hex(resp.get("ChecksumCRC64NVME")),
+            checksum_type=resp.get("ChecksumType"),
+            metadata=dict(resp.get("Metadata") or {}),
+        )
+
+    def open_range(
+        self, url: str, start: int = 0, end: int | None = None, pin: ObjectInfo | None = None
+    ) -> RangeReader:
+        u = self.parse(url).require_key()
+        check_range_args(u.raw, start, end)
+        kwargs: dict[str, Any] = {"Bucket": u.bucket, "Key": u.key}
+        ranged = not (start == 0 and end is None)
+        if ranged:
+            if end is not None and end == start:
+                return RangeReader.empty(u.raw, start)
+            kwargs["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        if pin is not None:
+            if pin.etag:
+                kwargs["IfMatch"] = f'"{pin.etag}"'
+            if pin.version:
+                kwargs["VersionId"] = pin.version
+        with self._errors(u.raw, pinned=pin is not None):
+            resp = self.client.get_object(**kwargs)
+        if ranged and resp.get("ContentRange"):
+            length = check_content_range(u.raw, resp.get("ContentRange"), start, end, pin)
+        else:
+            length = resp["ContentLength"]
+            if pin is not None and pin.size is not None and not ranged and length != pin.size:
+                resp["Body"].close()
+                raise SourceChangedError(f"{u.raw} changed: size was {pin.size}, now {length}", url=u.raw)
+        raw = resp["Body"]._raw_stream  # urllib3 response: readinto straight from the socket
+
+        def release(complete: bool) -> None:
+            if complete:
+                raw.release_conn()
+            else:
+                raw.close()
+
+        return RangeReader(
+            socket_stream(raw),
+            url=u.raw,
+            start=start,
+            length=length,
+            release=release,
+            stream_errors=(urllib3.exceptions.HTTPError, bex.BotoCoreError),
+        )
+
+    def list(self, url: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
+        u = self.parse(url)
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": u.bucket, "Prefix": u.key, "MaxKeys": page_size}
+            if token:
+                kwargs["ContinuationToken"] = token
+            with self._errors(u.raw):
+                page = self.client.list_objects_v2(**kwargs)
+            for item in page.get("Contents", []):
+                etag = (item.get("ETag") or "").strip('"') or None
+                yield ObjectInfo(
+                    url=f"s3://{u.bucket}/{item['Key']}",
+                    size=item["Size"],
+                    etag=etag,
+                    last_modified=item.get("LastModified"),
+                    md5=etag_md5(etag),
+                )
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    # -- writes -----------------------------------------------------------------------------
+    def put(
+        self,
+        url: str,
+        body: Body,
+        *,
+        size: int | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        crc32c: str | None = None,
+        if_absent: bool = False,
+    ) -> ObjectInfo:
+        u = self.parse(url).require_key()
+        data = bytes(body) if isinstance(body, (bytearray, memoryview)) else body
+        if size is None:
+            if not isinstance(data, bytes):
+                raise InvalidArgumentError(f"{u.raw}: size is required when the body is a stream", url=u.raw)
+            size = len(data)
+        if size > MAX_SINGLE_REQUEST:
+            raise InvalidArgumentError(f"{u.raw}: {size} bytes exceed S3's single PUT limit; use multipart")
+        kwargs: dict[str, Any] = {"Bucket": u.bucket, "Key": u.key, "Body": data, "ContentLength": size}
+        kwargs.update(self._write_args(content_type, metadata, crc32c, if_absent))
+        with self._errors(u.raw):
+            resp = self.client.put_object(**kwargs)
+        return self._info(u, {**resp, "ContentType": content_type, "Metadata": metadata}, size)
+
+    @staticmethod
+    def _write_args(
+        content_type: str | None, metadata: dict[str, str] | None, crc32c: str | None, if_absent: bool
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        if content_type:
+            args["ContentType"] = content_type
+        if metadata:
+            args["Metadata"] = dict(metadata)
+        if crc32c:
+            # Sent with the algorithm name so the store keeps it and rejects damaged bytes.
+            args["ChecksumAlgorithm"] = "CRC32C"
+            args["ChecksumCRC32C"] = hex_to_b64(crc32c)
+        if if_absent:
+            args["IfNoneMatch"] = "*"
+        return args
+
+    def delete(self, url: str) -> None:
+        u = self.parse(url).require_key()
+        with self._errors(u.raw):
+            self.client.delete_object(Bucket=u.bucket, Key=u.key)
+
+    def copy(self, src: str, dst: str, *, pin: ObjectInfo | None = None, if_absent: bool = False) -> ObjectInfo:
+        s = self.parse(src).require_key()
+        d = self.parse(dst).require_key()
+        info = pin or self.head(s.raw)
+        if info.size is not None and info.size > self.single_copy_limit:
+            return self._copy_in_parts(s, d, info, if_absent)
+        source: dict[str, str] = {"Bucket": s.bucket, "Key": s.key}
+        if info.version:
+            source["VersionId"] = info.version
+        kwargs: dict[str, Any] = {"Bucket": d.bucket, "Key": d.key, "CopySource": source, "ChecksumAlgorithm": "CRC32C"}
+        if info.etag:
+            kwargs["CopySourceIfMatch"] = f'"{info.etag}"'
+        if if_absent:
+            kwargs["IfNoneMatch"] = "*"
+        with self._errors(d.raw, pinned=True):
+            self.client.copy_object(**kwargs)
+        return self.head(d.raw)
+
+    def _copy_in_parts(self, s: ObjectURL, d: ObjectURL, info: ObjectInfo, if_absent: bool) -> ObjectInfo:
+        """Objects over 5 GiB cannot be copied in one request: join UploadPartCopy parts."""
+        assert info.size is not None
+        step = self.part_copy_size
+        upload_id = self.create_multipart(d.raw, content_type=info.content_type, metadata=info.metadata)
+        try:
+            parts = [
+                self.upload_part_copy(d.raw, upload_id, n + 1, s.raw, off, min(off + step, info.size), info)
+                for n, off in enumerate(range(0, info.size, step))
+            ]
+            return self.complete_multipart(d.raw, upload_id, parts, if_absent=if_absent)
+        except BaseException:
+            self.abort_multipart(d.raw, upload_id)
+            raise
+
+    # -- multipart --------------------------------------------------------------------------
+    def create_multipart(
+        self, url: str, *, content_type: str | None = None, metadata: dict[str, str] | None = None
+    ) -> str:
+        u = self.parse(url).require_key()
+        kwargs: dict[str, Any] = {
+            "Bucket": u.bucket,
+            "Key": u.key,
+            "ChecksumAlgorithm": "CRC32C",
+            "ChecksumType": "FULL_OBJECT",
+        }
+        kwargs.update(self._write_args(content_type, metadata, None, False))
+        with self._errors(u.raw):
+            return self.client.create_multipart_upload(**kwargs)["UploadId"]
+
+    def upload_part(
+        self, url: str, upload_id: str, number: int, body: Body, *, size: int, crc32c: str | None = None
+    ) -> PartInfo:
+        u = self.parse(url).require_key()
+        data = bytes(body) if isinstance(body, (bytearray, memoryview)) else body
+        kwargs: dict[str, Any] = {
+            "Bucket": u.bucket,
+            "Key": u.key,
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "Body": data,
+            "ContentLength": size,
+        }
+        if crc32c:
+            kwargs["ChecksumAlgorithm"] = "CRC32C"
+            kwargs["ChecksumCRC32C"] = hex_to_b64(crc32c)
+        with self._errors(u.raw):
+            resp = self.client.upload_part(**kwargs)
+        return PartInfo(number, resp["ETag"].strip('"'), size, b64_to_hex(resp.get("ChecksumCRC32C")) or crc32c)
+
+    def upload_part_copy(
+        self, url: str, upload_id: str, number: int, src: str, start: int, end: int, pin: ObjectInfo | None
+    ) -> PartInfo:
+        u = self.parse(url).require_key()
+        s = self.parse(src).require_key()
+        source: dict[str, str] = {"Bucket": s.bucket, "Key": s.key}
+        kwargs: dict[str, Any] = {
+            "Bucket": u.bucket,
+            "Key": u.key,
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "CopySource": source,
+            "CopySourceRange": f"bytes={start}-{end - 1}",
+        }
+        if pin is not None:
+            if pin.version:
+                source["VersionId"] = pin.version
+            if pin.etag:
+                kwargs["CopySourceIfMatch"] = f'"{pin.etag}"'
+        with self._errors(u.raw, pinned=pin is not None):
+            resp = self.client.upload_part_copy(**kwargs)["CopyPartResult"]
+        return PartInfo(number, resp["ETag"].strip('"'), end - start, b64_to_hex(resp.get("ChecksumCRC32C")))
+
+    def list_parts(self, url: str, upload_id: str) -> list[PartInfo]:
+        u = self.parse(url).require_key()
+        parts: list[PartInfo] = []
+        marker = 0
+        while True:
+            with self._errors(u.raw):
+                page = self.client.list_parts(
+                    Bucket=u.bucket, Key=u.key, UploadId=upload_id, PartNumberMarker=marker, MaxParts=1000
+                )
+            for p in page.get("Parts", []):
+                parts.append(
+                    PartInfo(p["PartNumber"], p["ETag"].strip('"'), p["Size"], b64_to_hex(p.get("ChecksumCRC32C")))
+                )
+            if not page.get("IsTruncated"):
+                return parts
+            marker = int(page["NextPartNumberMarker"])
+
+    def complete_multipart(
+        self,
+        url: str,
+        upload_id: str,
+        parts: Sequence[PartInfo],
+        *,
+        crc32c: str | None = None,
+        size: int | None = None,
+        if_absent: bool = False,
+    ) -> ObjectInfo:
+        u = self.parse(url).require_key()
+        listed = []
+        for p in sorted(parts, key=lambda p: p.number):
+            entry: dict[str, Any] = {"PartNumber": p.number, "ETag": f'"{p.etag}"'}
+            if p.crc32c:
+                entry["ChecksumCRC32C"] = hex_to_b64(p.crc32c)
+            listed.append(entry)
+        kwargs: dict[str, Any] = {
+            "Bucket": u.bucket,
+            "Key": u.key,
+            "UploadId": upload_id,
+            "MultipartUpload": {"Parts": listed},
+        }
+        if crc32c:
+            kwargs["ChecksumCRC32C"] = hex_to_b64(crc32c)
+            kwargs["ChecksumType"] = "FULL_OBJECT"
+        if size is not None:
+            kwargs["MpuObjectSize"] = size
+        if if_absent:
+            kwargs["IfNoneMatch"] = "*"
+        with self._errors(u.raw):
+            self.client.complete_multipart_upload(**kwargs)
+        return self.head(u.raw)
+
+    def abort_multipart(self, url: str, upload_id: str) -> None:
+        u = self.parse(url).require_key()
+        try:
+            with self._errors(u.raw):
+                self.client.abort_multipart_upload(Bucket=u.bucket, Key=u.key, UploadId=upload_id)
+        except NotFoundError:
+            pass  # already aborted or completed: the goal (no orphan) holds
+
+    def list_multipart_uploads(self, url: str) -> Iterator[UploadInfo]:
+        u = self.parse(url)
+        key_marker = upload_marker = ""
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": u.bucket, "Prefix": u.key}
+            if key_marker:
+                kwargs.update(KeyMarker=key_marker, UploadIdMarker=upload_marker)
+            with self._errors(u.raw):
+                page = self.client.list_multipart_uploads(**kwargs)
+            for up in page.get("Uploads", []):
+                yield UploadInfo(f"s3://{u.bucket}/{up['Key']}", up["UploadId"], up.get("Initiated"))
+            if not page.get("IsTruncated"):
+                return
+            key_marker = page.get("NextKeyMarker", "")
+            upload_marker = page.get("NextUploadIdMarker", "")
