@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from tests.servers.seaweedfs import S3Endpoint
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(HERE, ".bench")
 SCRATCH = "/dev/shm/ferry-bench" if os.path.isdir("/dev/shm") else os.path.join(BENCH_DIR, "scratch")
@@ -86,11 +88,13 @@ def run_rounds(
             print(f"round {round_no}: {c.name}: {c.samples[-1].seconds:.2f}s", flush=True)
 
 
-def credentials_env(access_key: str, secret_key: str) -> dict[str, str]:
-    """The environment the command-line peers read their S3 credentials from."""
+def s3_env(endpoint: S3Endpoint) -> dict[str, str]:
+    """The environment every client reads its S3 endpoint and credentials from (Ferry's bare store
+    and boto3 alike: no Airflow connection, so no Airflow in any client process)."""
     return {
-        "AWS_ACCESS_KEY_ID": access_key,
-        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_ENDPOINT_URL": endpoint.url,
+        "AWS_ACCESS_KEY_ID": endpoint.access_key,
+        "AWS_SECRET_ACCESS_KEY": endpoint.secret_key,
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
@@ -106,12 +110,12 @@ def print_table(contenders: Sequence[Contender], size: int, baseline: str) -> No
     base = next(c for c in contenders if c.name == baseline)
     base_rate = size / statistics.median(s.seconds for s in base.samples)
     print(f"\nratio = how many times faster {baseline!r} is than the client")
-    print(f"{'client':<30}{'median s':>10}{'MiB/s':>8}{'ratio':>8}{'peak RSS MiB':>14}{'transfer RSS MiB':>18}")
+    print(f"{'client':<38}{'median s':>10}{'MiB/s':>8}{'ratio':>8}{'peak RSS MiB':>14}{'transfer RSS MiB':>18}")
     for c in contenders:
         secs = statistics.median(s.seconds for s in c.samples)
         rate = size / secs
         peak = max(s.peak_rss for s in c.samples) / MiB
         growth = [s.growth_rss for s in c.samples if s.growth_rss is not None]
         growth_text = f"{max(growth) / MiB:.0f}" if growth else "-"
-        print(f"{c.name:<30}{secs:>10.2f}{rate / MiB:>8.0f}{base_rate / rate:>7.2f}x{peak:>14.0f}{growth_text:>18}")
+        print(f"{c.name:<38}{secs:>10.2f}{rate / MiB:>8.0f}{base_rate / rate:>7.2f}x{peak:>14.0f}{growth_text:>18}")
     print("(runs alternated; medians; peak RSS: the whole process; transfer RSS: what the transfer added)", flush=True)

@@ -4,7 +4,10 @@
 
 Ferry (CRC32C validation on), boto3 download_file (defaults), s5cmd cp and rclone copyto run
 against the same server in the same run, alternated, and the medians and ratios are printed
-with each client's peak RSS. Not a test: it asserts only that every client produced the bytes.
+with each client's peak RSS. "server ceiling" is parallel ranged GETs that throw the bytes away
+(no file, no checksum): what this server can deliver at all, which bounds every client here.
+Every client reads the endpoint and keys from AWS_* variables; none loads Airflow.
+Not a test: it asserts only that every client produced the bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import os
 import shutil
 import sys
 
-from bench.common import BENCH_DIR, Contender, MiB, credentials_env, fresh_scratch, print_table, run_rounds
+from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, print_table, run_rounds, s3_env
 from tests.servers.seaweedfs import start_seaweedfs
 
 BUCKET = "ferry-bench"
@@ -58,30 +61,28 @@ def main() -> int:
     size = args.size_mib * MiB
     scratch = fresh_scratch()
     shutil.rmtree(os.path.join(BENCH_DIR, "seaweedfs"), ignore_errors=True)
-    os.environ.setdefault("AIRFLOW_HOME", os.path.join(BENCH_DIR, "airflow-home"))
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     proc, endpoint = start_seaweedfs(os.path.join(BENCH_DIR, "seaweedfs"))
     try:
-        os.environ["AIRFLOW_CONN_FERRY_BENCH_S3"] = endpoint.connection_json()
-        creds = credentials_env(endpoint.access_key, endpoint.secret_key)
-        from ferry_provider.hooks.s3 import FerryS3Hook
+        os.environ.update(s3_env(endpoint))  # inherited by every client
+        from ferry_provider.hooks.s3_store import S3Store
 
-        hook = FerryS3Hook("ferry_bench_s3")
+        hook = S3Store()
         hook.client.create_bucket(Bucket=BUCKET)
         print(f"seeding a {args.size_mib} MiB object on SeaweedFS ...", flush=True)
         expected = seed_object(hook, scratch, size)
         dest = os.path.join(scratch, "out.bin")
-        bin_dir = os.path.dirname(sys.executable)
+        py = sys.executable
+        bin_dir = os.path.dirname(py)
         contenders = [
             Contender(
                 f"ferry -j{p} (crc32c verified)",
                 [
-                    sys.executable,
+                    py,
                     "-m",
                     "bench.clients.ferry_get",
                     f"s3://{BUCKET}/{KEY}",
                     dest,
-                    "ferry_bench_s3",
                     str(p),
                 ],
                 reports_own_time=True,
@@ -92,9 +93,8 @@ def main() -> int:
             contenders += [
                 Contender(
                     "boto3 download_file",
-                    [sys.executable, "-m", "bench.clients.boto3_get", endpoint.url, BUCKET, KEY, dest],
+                    [py, "-m", "bench.clients.boto3_get", endpoint.url, BUCKET, KEY, dest],
                     reports_own_time=True,
-                    env=creds,
                 ),
                 Contender(
                     "s5cmd cp",
@@ -106,7 +106,6 @@ def main() -> int:
                         f"s3://{BUCKET}/{KEY}",
                         dest,
                     ],
-                    env=creds,
                 ),
                 Contender(
                     "rclone copyto",
@@ -122,7 +121,17 @@ def main() -> int:
                 ),
             ]
 
+            contenders.append(
+                Contender(
+                    f"server ceiling x{max(args.parallelism)} (bytes discarded)",
+                    [py, "-m", "bench.clients.null_get", endpoint.url, BUCKET, KEY, str(max(args.parallelism))],
+                    reports_own_time=True,
+                )
+            )
+
         def check_and_remove(c: Contender) -> None:
+            if not os.path.exists(dest) and c.name.startswith("server ceiling"):
+                return
             with open(dest, "rb") as f:
                 if hashlib.file_digest(f, "sha256").hexdigest() != expected:
                     raise RuntimeError(f"{c.name} produced different bytes")

@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 
-from bench.common import BENCH_DIR, Contender, MiB, credentials_env, fresh_scratch, print_table, run_rounds
+from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, print_table, run_rounds, s3_env
 from tests.servers.seaweedfs import start_seaweedfs
 
 BUCKET = "ferry-bench"
@@ -29,7 +29,6 @@ def main() -> int:
     size = args.size_mib * MiB
     scratch = fresh_scratch()
     shutil.rmtree(os.path.join(BENCH_DIR, "seaweedfs-up"), ignore_errors=True)
-    os.environ.setdefault("AIRFLOW_HOME", os.path.join(BENCH_DIR, "airflow-home"))
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     source = os.path.join(scratch, "source.bin")
     with open(source, "wb") as f:
@@ -37,11 +36,10 @@ def main() -> int:
             f.write(os.urandom(MiB))
     proc, endpoint = start_seaweedfs(os.path.join(BENCH_DIR, "seaweedfs-up"))
     try:
-        os.environ["AIRFLOW_CONN_FERRY_BENCH_S3"] = endpoint.connection_json()
-        creds = credentials_env(endpoint.access_key, endpoint.secret_key)
-        from ferry_provider.hooks.s3 import FerryS3Hook
+        os.environ.update(s3_env(endpoint))  # inherited by every client
+        from ferry_provider.hooks.s3_store import S3Store
 
-        hook = FerryS3Hook("ferry_bench_s3")
+        hook = S3Store()
         hook.client.create_bucket(Bucket=BUCKET)
         # SeaweedFS grows volumes for a bucket on its first writes (seconds): pay that before
         # measuring, or the first client of round 1 carries it.
@@ -51,7 +49,7 @@ def main() -> int:
         contenders = [
             Contender(
                 f"ferry -j{p} (crc32c stored)",
-                [py, "-m", "bench.clients.ferry_put", source, f"s3://{BUCKET}/ferry-{p}.bin", "ferry_bench_s3", str(p)],
+                [py, "-m", "bench.clients.ferry_put", source, f"s3://{BUCKET}/ferry-{p}.bin", str(p)],
                 reports_own_time=True,
             )
             for p in args.parallelism
@@ -61,7 +59,6 @@ def main() -> int:
                 "boto3 upload_file",
                 [py, "-m", "bench.clients.boto3_put", endpoint.url, source, BUCKET, "boto3.bin"],
                 reports_own_time=True,
-                env=creds,
             ),
             Contender(
                 "s5cmd cp",
@@ -73,13 +70,11 @@ def main() -> int:
                     source,
                     f"s3://{BUCKET}/s5cmd.bin",
                 ],
-                env=creds,
             ),
             Contender(
                 f"raw parallel PUTs x{max(args.parallelism)}",
                 [py, "-m", "bench.clients.raw_puts", endpoint.url, source, BUCKET, str(max(args.parallelism))],
                 reports_own_time=True,
-                env=creds,
             ),
         ]
         run_rounds(contenders, args.rounds)

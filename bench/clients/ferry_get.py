@@ -7,13 +7,13 @@ import sys
 import time
 
 from bench.common import vm_hwm
-from ferry_provider.hooks.factory import hook_for
+from ferry_provider.hooks.factory import store_for
 from ferry_provider.transfer.download import DownloadOptions, download
 
 
 def main() -> None:
-    source, dest, conn, parallelism = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    hook = hook_for(source, conn, max_connections=parallelism)
+    source, dest, parallelism = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    hook = store_for(source, max_connections=parallelism)  # bare store: endpoint and keys from AWS_*
     hook.head(source)  # connection set-up and credentials, outside the timed part as for boto3
     baseline = vm_hwm()
     started = time.perf_counter()

@@ -7,14 +7,14 @@ import sys
 import time
 
 from bench.common import vm_hwm
-from ferry_provider.hooks.factory import hook_for
+from ferry_provider.hooks.factory import store_for
 from ferry_provider.transfer.upload import UploadOptions, upload
 
 
 def main() -> None:
-    source, dest, conn, parallelism = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    hook = hook_for(dest, conn, max_connections=parallelism)
-    # Connection resolution and client set-up, outside the timed part as for boto3's client.
+    source, dest, parallelism = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    hook = store_for(dest, max_connections=parallelism)  # bare store: endpoint and keys from AWS_*
+    # Client set-up, outside the timed part as for boto3's client.
     next(iter(hook.list(dest.rsplit("/", 1)[0] + "/", page_size=1)), None)
     baseline = vm_hwm()
     started = time.perf_counter()
