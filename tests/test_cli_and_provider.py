@@ -152,9 +152,7 @@ def run_without_airflow(argv: list[str], env: dict[str, str]) -> subprocess.Comp
     )
 
 
-def test_cp_without_a_connection_uses_the_environment_and_never_loads_airflow(
-    seaweedfs: S3Endpoint, tmp_path
-) -> None:
+def test_cp_without_a_connection_uses_the_environment_and_never_loads_airflow(seaweedfs: S3Endpoint, tmp_path) -> None:
     make_s3_bucket(seaweedfs, "ferry-cli")
     env = {
         "AWS_ACCESS_KEY_ID": seaweedfs.access_key,

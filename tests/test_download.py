@@ -13,12 +13,13 @@ import time
 
 import pytest
 
+from ferry_provider.hooks.digests import b64_to_hex
 from ferry_provider.hooks.errors import ChecksumMismatchError, SourceChangedError
 from ferry_provider.hooks.s3 import FerryS3Hook
 from ferry_provider.transfer.download import DownloadOptions, download
 from ferry_provider.transfer.manifest import ERROR, OK, SKIP, TransferError
 from ferry_provider.transfer.retry import RetryPolicy
-from tests.conftest import GCS_CONN, S3_CONN, make_gcs_bucket, make_s3_bucket, put_object
+from tests.conftest import GCS_CONN, PROXY_BUCKET, S3_CONN, make_gcs_bucket, make_s3_bucket, put_object
 from tests.stores import MiB, Store, crc32c_hex, http_store, local_store, unique_prefix
 
 BUCKET = "ferry-download"
@@ -151,6 +152,54 @@ def test_server_without_ranges_falls_back_to_one_stream(http_server, tmp_path) -
     )
     assert (tmp_path / "w.bin").read_bytes() == data
     assert row.result == OK and "md5" in row.description
+
+
+# -- S3 composite (per-part) checksums ---------------------------------------------------------
+def put_composite(hook: FerryS3Hook, bucket: str, sizes: list[int]) -> tuple[str, bytes, str]:
+    """A multipart object stored with a COMPOSITE CRC32C, as SDKs write it by default; uneven
+    part sizes, so a layout guessed from the first part would be wrong."""
+    key = f"{unique_prefix()}composite.bin"
+    client = hook.client
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32C")["UploadId"]
+    data, parts = b"", []
+    for number, size in enumerate(sizes, start=1):
+        chunk = os.urandom(size)
+        data += chunk
+        resp = client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=chunk, ChecksumAlgorithm="CRC32C"
+        )
+        parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32C": resp["ChecksumCRC32C"]})
+    done = client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
+    assert done["ChecksumType"] == "COMPOSITE" and done["ChecksumCRC32C"].endswith(f"-{len(sizes)}")
+    return f"s3://{bucket}/{key}", data, done["ChecksumCRC32C"]
+
+
+COMPOSITE_SIZES = [5 * MiB, 6 * MiB + 17, 5 * MiB + 3]
+
+
+def test_composite_checksum_is_verified_through_the_part_layout(seaweedfs, tmp_path) -> None:
+    make_s3_bucket(seaweedfs, BUCKET)
+    hook = FerryS3Hook(S3_CONN)
+    url, data, stored = put_composite(hook, BUCKET, COMPOSITE_SIZES)
+    assert hook.head(url).crc32c == b64_to_hex(stored)  # e.g. "1a2b3c4d-3"
+    assert hook.part_sizes(url, hook.head(url)) == COMPOSITE_SIZES
+    row = download(hook, url, str(tmp_path / "c.bin"), opts(part_size=2 * MiB, parallelism=3))
+    assert (tmp_path / "c.bin").read_bytes() == data
+    assert row.result == OK
+    assert "verified size and composite crc32c of 3 parts" in row.description
+    assert row.crc32c == crc32c_hex(data)  # the manifest still carries the whole object's CRC32C
+    assert_clean(tmp_path)
+
+
+def test_flipped_byte_in_a_composite_object_fails_with_no_file(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, _data, stored = put_composite(direct, PROXY_BUCKET, COMPOSITE_SIZES)
+    proxy.faults.flip_offset = 5 * MiB + 4242  # inside part 2
+    with pytest.raises(TransferError) as err:
+        download(via_proxy, url, str(tmp_path / "c.bin"), opts(part_size=2 * MiB))
+    assert f"crc32c mismatch: expected {b64_to_hex(stored)}, got " in str(err.value)
+    assert not (tmp_path / "c.bin").exists()
+    assert_clean(tmp_path)
 
 
 # -- faults through the proxy -----------------------------------------------------------------

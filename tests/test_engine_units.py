@@ -51,6 +51,28 @@ def test_plan_covers_every_byte_once() -> None:
         assert [p.index for p in parts] == list(range(len(parts)))
 
 
+def test_plan_with_a_layout_never_crosses_an_upload_part() -> None:
+    layout = (5 * MiB, 6 * MiB + 17, 3)
+    plan = RangePlan(sum(layout), 2 * MiB, layout)
+    parts = plan.parts
+    assert [p.index for p in parts] == list(range(len(parts)))
+    assert all(a.end == b.start for a, b in itertools.pairwise(parts)) and parts[-1].end == plan.size
+    assert all(0 < p.size <= 2 * MiB for p in parts)
+    spans = plan.parts_by_span()
+    assert [(group[0].start, group[-1].end) for group in spans] == plan.spans
+    assert [sum(p.size for p in group) for group in spans] == list(layout)
+    assert [len(group) for group in spans] == [3, 4, 1]
+    with pytest.raises(ValueError, match="adds up to 11534356 bytes, not 12"):
+        _ = RangePlan(12, MiB, layout).parts
+
+
+def test_composite_crc32c_is_the_crc_of_the_part_crcs() -> None:
+    chunks = [b"a" * 1000, b"bc" * 777, b"z"]
+    part_crcs = [checksums.crc32c(c) for c in chunks]
+    joined = b"".join(google_crc32c.value(c).to_bytes(4, "big") for c in chunks)
+    assert checksums.composite_crc32c(part_crcs) == f"{google_crc32c.value(joined):08x}-3"
+
+
 def test_crc32c_matches_the_reference_and_the_check_value() -> None:
     assert checksums.hex32(checksums.crc32c(b"123456789")) == "e3069283"
     data = os.urandom(100_000)

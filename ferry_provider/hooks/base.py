@@ -274,6 +274,14 @@ class StorageHook(ABC):
         Order is the store's: S3 and local files give byte order of the key; some S3-compatible
         stores (SeaweedFS) list folder by folder. Callers that need an order sort themselves."""
 
+    def part_sizes(self, url: str, pin: ObjectInfo) -> list[int] | None:
+        """The sizes of the parts a multipart object was uploaded in, when the store can tell.
+
+        A composite checksum (S3's ``…-N``) is a checksum of per-part checksums: knowing the
+        layout lets a reader verify it. None when the store cannot say, or the object is one part.
+        """
+        return None
+
     # -- writes -----------------------------------------------------------------------------
     def put(
         self,

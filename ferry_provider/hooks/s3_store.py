@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -38,6 +39,8 @@ from ferry_provider.hooks.errors import (
 )
 from ferry_provider.hooks.http_session import socket_stream
 from ferry_provider.hooks.url import ObjectURL
+
+log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -224,6 +227,34 @@ class S3Store(StorageHook):
             checksum_type=resp.get("ChecksumType"),
             metadata=dict(resp.get("Metadata") or {}),
         )
+
+    def part_sizes(self, url: str, pin: ObjectInfo) -> list[int] | None:
+        """From GetObjectAttributes (ObjectParts, 1,000 per page). Stores or policies that refuse
+        it (NotImplemented, AccessDenied without s3:GetObjectAttributes) give None, not an error."""
+        u = self.parse(url).require_key()
+        kwargs: dict[str, Any] = {"Bucket": u.bucket, "Key": u.key, "ObjectAttributes": ["ObjectParts"]}
+        if pin.version:
+            kwargs["VersionId"] = pin.version
+        sizes: list[int] = []
+        marker = 0
+        while True:
+            try:
+                with self._errors(u.raw):
+                    resp = self.client.get_object_attributes(**kwargs, MaxParts=1000, PartNumberMarker=marker)
+            except (NotFoundError, TransientError):
+                raise
+            except FerryError as exc:
+                log.info("%s: the store gives no part layout (%s)", u.raw, exc)
+                return None
+            parts = resp.get("ObjectParts") or {}
+            sizes += [int(p["Size"]) for p in parts.get("Parts") or []]
+            if not parts.get("IsTruncated"):
+                break
+            marker = int(parts["NextPartNumberMarker"])
+        total = parts.get("TotalPartsCount")
+        if len(sizes) < 2 or (total is not None and total != len(sizes)) or sum(sizes) != pin.size:
+            return None  # one part, or a layout that does not add up: nothing to verify against
+        return sizes
 
     def open_range(
         self, url: str, start: int = 0, end: int | None = None, pin: ObjectInfo | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from ferry_provider.hooks.errors import SourceChangedError
@@ -107,6 +107,13 @@ def combine_all(parts: Iterable[tuple[int, int]]) -> int:
 
 def hex32(value: int) -> str:
     return f"{value:08x}"
+
+
+def composite_crc32c(part_crcs: Sequence[int]) -> str:
+    """S3's composite (per-part) checksum in Ferry's hex form, ``<hex>-<number of parts>``: the
+    CRC32C of the parts' big-endian CRC32C values, one after another."""
+    joined = b"".join(crc.to_bytes(4, "big") for crc in part_crcs)
+    return f"{hex32(crc32c(joined))}-{len(part_crcs)}"
 
 
 def check_hashes_mode(mode: str) -> str:

@@ -117,6 +117,7 @@ class _Download:
         self._stop = threading.Event()
         self._local = threading.local()
         self._reserved = False  # posix_fallocate reserved the temp file's blocks
+        self._composite = ""  # the store's composite CRC32C recomputed from the parts, when it has one
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
@@ -188,6 +189,7 @@ class _Download:
         size = pin.size
         ranged = self.hook.capabilities.ranged_reads and size is not None
         part_size = choose_part_size(size or 0, self.opts.parallelism, requested=self.opts.part_size)
+        plan = RangePlan(size or 0, part_size, self._part_layout(pin) if ranged else ())
         identity = {
             "source": self.row.source,
             "size": size,
@@ -195,15 +197,17 @@ class _Download:
             "version": pin.version,
             "part_size": part_size,
         }
+        if plan.layout:  # ranges then follow the upload's parts: a tracker without them does not fit
+            identity["layout"] = len(plan.layout)
         checkpoint = self._load_checkpoint(identity)
         fd = self._open_temp(size, fresh=not checkpoint.parts)
         try:
-            if ranged and size is not None and size > part_size:
+            if ranged and size is not None and (size > part_size or plan.layout):
                 checkpoint.save()
                 reused = self._reuse_parts(checkpoint)
                 progress = self._progress(size, sum(p["size"] for p in checkpoint.parts.values()))
                 try:
-                    crc = self._fetch_parts(fd, RangePlan(size, part_size), checkpoint, pin, progress)
+                    crc = self._fetch_parts(fd, plan, checkpoint, pin, progress)
                 except RangeNotSupportedError:
                     log.info("%s: the server does not serve ranges; reading it as one stream", self.row.source)
                     checkpoint.parts.clear()
@@ -304,8 +308,26 @@ class _Download:
             self._stop,
             "ferry-get",
         )
-        parts = checkpoint.parts
-        return checksums.combine_all((parts[p.index]["crc32c"], p.size) for p in plan.parts)
+        done = checkpoint.parts
+
+        def crc_of(ranges: list[Part]) -> int:
+            return checksums.combine_all((done[p.index]["crc32c"], p.size) for p in ranges)
+
+        if plan.layout:
+            self._composite = checksums.composite_crc32c([crc_of(span) for span in plan.parts_by_span()])
+        return crc_of(plan.parts)
+
+    def _part_layout(self, pin: ObjectInfo) -> tuple[int, ...]:
+        """The upload part sizes, asked for only when the store's only checksum is composite."""
+        composite = pin.crc32c or ""
+        if self.opts.check_hashes == "never" or self.opts.expected_digests or "-" not in composite:
+            return ()
+        sizes = self.opts.retry.run(
+            lambda: self.hook.part_sizes(self.src.raw, pin), what=f"{self.row.source}: part layout"
+        )
+        if not sizes or str(len(sizes)) != composite.rsplit("-", 1)[1]:
+            return ()
+        return tuple(sizes)
 
     def _fetch_part(self, fd: int, part: Part, checkpoint: Checkpoint, pin: ObjectInfo, progress: Progress) -> None:
         state = {"pos": part.start, "crc": 0}
@@ -403,8 +425,14 @@ class _Download:
         crc_hex = checksums.hex32(crc)
         checked = []
         md5 = ""
-        for algorithm, want in self._digests_to_check(pin).items():
-            actual = crc_hex if algorithm == "crc32c" else checksums.file_digest(self.tmp, algorithm)
+        expected = self._digests_to_check(pin)
+        if self._composite and pin.crc32c:
+            expected["crc32c"] = pin.crc32c
+        for algorithm, want in expected.items():
+            if algorithm == "crc32c":
+                actual = self._composite if "-" in want else crc_hex
+            else:
+                actual = checksums.file_digest(self.tmp, algorithm)
             if algorithm == "md5":
                 md5 = actual
             if actual != want.lower():
@@ -421,6 +449,9 @@ class _Download:
         self.row.bytes_transferred = progress.transferred
         self.row.crc32c = crc_hex
         self.row.md5 = md5 or (pin.md5 or "" if "crc32c" in checked else "")
+        if self._composite:  # say which kind of crc32c was compared
+            parts = self._composite.rsplit("-", 1)[1]
+            checked = [f"composite crc32c of {parts} parts" if a == "crc32c" else a for a in checked]
         notes = [f"verified size and {', '.join(checked)}" if checked else self._why_size_only(pin)]
         if reused:
             notes.append(f"resumed: {reused} part(s) reused")
@@ -440,7 +471,7 @@ class _Download:
         if self.opts.check_hashes == "never":
             return "verified size only (check_hashes='never')"
         if pin.crc32c and "-" in pin.crc32c:
-            return "verified size only: the store keeps a composite (per-part) crc32c"
+            return "verified size only: the store keeps a composite (per-part) crc32c and no part layout"
         return "verified size only: the source states no digest"
 
 

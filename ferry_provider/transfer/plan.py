@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 MiB = 1 << 20
@@ -25,17 +26,46 @@ class Part:
 
 @dataclass(frozen=True)
 class RangePlan:
+    """Ranges of at most ``part_size`` bytes. With a ``layout`` (the sizes of the parts the object
+    was uploaded in) no range crosses an upload part's boundary, so each upload part's checksum
+    can be combined from its ranges' checksums."""
+
     size: int
     part_size: int
+    layout: tuple[int, ...] = ()
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        """``[start, end)`` of each upload part; the whole object when there is no layout."""
+        if not self.layout:
+            return [(0, self.size)]
+        ends = list(itertools.accumulate(self.layout))
+        if ends[-1] != self.size:
+            raise ValueError(f"the part layout adds up to {ends[-1]} bytes, not {self.size}")
+        return list(zip([0, *ends[:-1]], ends, strict=True))
 
     @property
     def parts(self) -> list[Part]:
         if self.size == 0:
             return [Part(0, 0, 0)]
-        return [
-            Part(i, start, min(start + self.part_size, self.size))
-            for i, start in enumerate(range(0, self.size, self.part_size))
-        ]
+        parts: list[Part] = []
+        for span_start, span_end in self.spans:
+            for start in range(span_start, span_end, self.part_size):
+                parts.append(Part(len(parts), start, min(start + self.part_size, span_end)))
+        return parts
+
+    def parts_by_span(self) -> list[list[Part]]:
+        """The ranges inside each upload part, in order."""
+        parts = iter(self.parts)
+        grouped: list[list[Part]] = []
+        for _, span_end in self.spans:
+            group: list[Part] = []
+            for part in parts:
+                group.append(part)
+                if part.end == span_end:
+                    break
+            grouped.append(group)
+        return grouped
 
 
 def choose_part_size(
