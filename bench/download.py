@@ -1,6 +1,6 @@
 """Download benchmark: one object on a local SeaweedFS, fetched to tmpfs by Ferry and its peers.
 
-    python -m bench.download [--size-mib 1024] [--rounds 3] [--parallelism 8 4]
+    python -m bench.download [--size-mib 1024] [--rounds 3] [--parallelism 8 4] [--dest-dir DIR]
 
 Ferry (CRC32C validation on), boto3 download_file (defaults), s5cmd cp and rclone copyto run
 against the same server in the same run, alternated, and the medians and ratios are printed
@@ -25,7 +25,7 @@ BUCKET = "ferry-bench"
 KEY = "big.bin"
 
 
-def seed_object(hook: object, scratch: str, size: int) -> str:
+def seed_object(hook: object, size: int) -> str:
     """Write ``size`` random bytes to SeaweedFS as one multipart object with a full-object CRC32C."""
     from ferry_provider.transfer import checksums
 
@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallelism", type=int, nargs="+", default=[8, 4])
     parser.add_argument("--only-ferry", action="store_true", help="skip the peers (RSS checks on big objects)")
+    parser.add_argument("--dest-dir", default=None, help="write here instead of tmpfs (e.g. a real disk)")
     args = parser.parse_args()
     size = args.size_mib * MiB
     scratch = fresh_scratch()
@@ -70,8 +71,10 @@ def main() -> int:
         hook = S3Store()
         hook.client.create_bucket(Bucket=BUCKET)
         print(f"seeding a {args.size_mib} MiB object on SeaweedFS ...", flush=True)
-        expected = seed_object(hook, scratch, size)
-        dest = os.path.join(scratch, "out.bin")
+        expected = seed_object(hook, size)
+        dest_dir = args.dest_dir or scratch
+        os.makedirs(dest_dir, exist_ok=True)
+        dest = os.path.join(dest_dir, "ferry-bench-out.bin")
         py = sys.executable
         bin_dir = os.path.dirname(py)
         contenders = [

@@ -37,6 +37,7 @@ from ferry_provider.transfer.plan import Part, RangePlan, choose_part_size
 from ferry_provider.transfer.pool import Stopped, run_parts
 from ferry_provider.transfer.progress import Progress, ProgressCallback
 from ferry_provider.transfer.retry import RetryPolicy
+from ferry_provider.transfer.writeback import start_writeback
 
 log = logging.getLogger("ferry_provider.transfer")
 
@@ -338,6 +339,7 @@ class _Download:
                 self._copy(reader, fd, state, part.end, progress)
 
         self.opts.retry.run(attempt, what=f"{self.row.source}: part {part.index} (bytes {part.start}-{part.end - 1})")
+        start_writeback(fd, part.start, part.size)
         checkpoint.record(part.index, crc32c=state["crc"], size=part.size)
 
     def _copy(self, reader: Any, fd: int, state: dict[str, int], end: int | None, progress: Progress) -> None:
