@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("--no-clobber", action="store_true", help="skip when the destination exists")
     cp.add_argument("--no-resume", action="store_true", help="ignore and discard partial data")
-    cp.add_argument("--verify-on-resume", action="store_true", help="re-hash reused parts before trusting them")
+    cp.add_argument(
+        "--verify-on-resume",
+        action="store_true",
+        help="re-hash reused parts before trusting them (always done after a reboot)",
+    )
     cp.add_argument("--restart-on-change", action="store_true", help="start over once if the source changes")
     cp.add_argument(
         "--expected-digest", action="append", default=[], metavar="ALGO=HEX", help="e.g. sha256=ab12...; repeatable"

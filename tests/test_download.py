@@ -16,6 +16,7 @@ import pytest
 from ferry_provider.hooks.digests import b64_to_hex
 from ferry_provider.hooks.errors import ChecksumMismatchError, SourceChangedError
 from ferry_provider.hooks.s3 import FerryS3Hook
+from ferry_provider.transfer.checkpoint import current_boot
 from ferry_provider.transfer.download import DownloadOptions, download
 from ferry_provider.transfer.manifest import ERROR, OK, SKIP, TransferError
 from ferry_provider.transfer.retry import RetryPolicy
@@ -321,7 +322,7 @@ def test_sigkill_mid_download_then_resume_fetches_only_the_missing_parts(s3_prox
     assert not dest.exists()
     assert oct(tracker.stat().st_mode & 0o777) == "0o600"
     done_parts = json.loads(tracker.read_text())["parts"]  # as the killed process left it
-    time.sleep(1.5)  # the dead client's last responses still drain through the proxy's delay
+    time.sleep(1.5)  # let the dead client's requests all reach the proxy: reset() then disowns them
     proxy.reset()
     row = download(via_proxy, url, str(dest), opts(part_size=part, parallelism=2))
     assert dest.read_bytes() == data
@@ -331,25 +332,67 @@ def test_sigkill_mid_download_then_resume_fetches_only_the_missing_parts(s3_prox
     assert_clean(tmp_path)
 
 
+def leave_damaged_resume_state(hook: FerryS3Hook, url: str, data: bytes, dest, boot: str | None) -> None:
+    """A tracker (written in ``boot``) that says parts 0-3 are done, over a temp file whose part 1
+    was damaged on disk."""
+    pin = hook.head(url)
+    identity = {"source": url, "size": pin.size, "etag": pin.etag, "version": pin.version, "part_size": PART}
+    state = {"format": 1, "identity": identity, "parts": {}, "extra": {}, "boot": boot}
+    damaged = bytearray(data)
+    damaged[PART + 5] ^= 0xFF
+    (dest.parent / f"{dest.name}.ferry-tmp").write_bytes(bytes(damaged))
+    for i in range(4):
+        chunk = data[i * PART : (i + 1) * PART]
+        state["parts"][str(i)] = {"crc32c": int(crc32c_hex(chunk), 16), "size": len(chunk)}
+    (dest.parent / f"{dest.name}.ferry-tracker").write_text(json.dumps(state))
+
+
 def test_verify_on_resume_refetches_a_damaged_part(s3_proxy, tmp_path) -> None:
     via_proxy, direct, proxy = s3_proxy
     url, data = put_object(direct, 4 * PART)
     dest = tmp_path / "damaged.bin"
-    # A tracker that says parts 0-3 are done, over a temp file whose part 1 was damaged on disk.
-    pin = direct.head(url)
-    identity = {"source": url, "size": pin.size, "etag": pin.etag, "version": pin.version, "part_size": PART}
-    state = {"format": 1, "identity": identity, "parts": {}, "extra": {}}
-    damaged = bytearray(data)
-    damaged[PART + 5] ^= 0xFF
-    (tmp_path / "damaged.bin.ferry-tmp").write_bytes(bytes(damaged))
-    for i in range(4):
-        chunk = data[i * PART : (i + 1) * PART]
-        state["parts"][str(i)] = {"crc32c": int(crc32c_hex(chunk), 16), "size": len(chunk)}
-    (tmp_path / "damaged.bin.ferry-tracker").write_text(json.dumps(state))
+    leave_damaged_resume_state(direct, url, data, dest, boot=current_boot())
     row = download(via_proxy, url, str(dest), opts(parallelism=1, verify_on_resume=True))
     assert dest.read_bytes() == data
     assert proxy.body_bytes("GET") == PART  # only the damaged part was fetched again
     assert "resumed: 3 part(s) reused" in row.description
+
+
+def test_a_tracker_from_before_a_reboot_has_its_parts_rechecked(s3_proxy, tmp_path) -> None:
+    """Parts are recorded once in the page cache; a crash can lose them, so after a reboot the
+    tracker's word is checked against the disk even without verify_on_resume."""
+    via_proxy, direct, proxy = s3_proxy
+    url, data = put_object(direct, 4 * PART)
+    dest = tmp_path / "after-crash.bin"
+    leave_damaged_resume_state(direct, url, data, dest, boot="0f0e0d0c-an-earlier-boot")
+    row = download(via_proxy, url, str(dest), opts(parallelism=1))
+    assert dest.read_bytes() == data
+    assert proxy.body_bytes("GET") == PART
+    assert "resumed: 3 part(s) reused" in row.description
+
+
+def test_verify_on_resume_follows_an_uneven_part_layout(s3_proxy, tmp_path) -> None:
+    """Re-hashed ranges are the plan's, which follow the upload's uneven parts, not index x size."""
+    via_proxy, direct, proxy = s3_proxy
+    url, data, _ = put_composite(direct, PROXY_BUCKET, COMPOSITE_SIZES)
+    dest = tmp_path / "layout.bin"
+    # Ranges of 2 MiB inside the parts: [0,2) [2,4) [4,5) | [5,7) ... MiB. The attributes GET and
+    # ranges 0-4 go through, then the proxy fails every GET until the download gives up.
+    proxy.faults.error_status, proxy.faults.error_times, proxy.faults.error_after_requests = 503, 1000, 6
+    with pytest.raises(TransferError):
+        download(via_proxy, url, str(dest), opts(part_size=2 * MiB, parallelism=1))
+    done = json.loads((tmp_path / "layout.bin.ferry-tracker").read_text())["parts"]
+    assert sorted(done) == ["0", "1", "2", "3", "4"]
+    with open(tmp_path / "layout.bin.ferry-tmp", "r+b") as tmp:  # damage range 3, which starts at 5 MiB
+        tmp.seek(5 * MiB + 10)
+        tmp.write(bytes([data[5 * MiB + 10] ^ 0xFF]))
+    proxy.reset()
+    row = download(via_proxy, url, str(dest), opts(part_size=2 * MiB, parallelism=1, verify_on_resume=True))
+    assert dest.read_bytes() == data
+    reused = sum(p["size"] for p in done.values()) - 2 * MiB
+    ranged_bytes = sum(r.body_bytes for r in proxy.records if r.method == "GET" and r.range)
+    assert ranged_bytes == len(data) - reused  # range 3 again, and those never fetched
+    assert "resumed: 4 part(s) reused" in row.description
 
 
 @pytest.fixture

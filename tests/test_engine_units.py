@@ -130,6 +130,23 @@ def test_checkpoint_round_trip_and_identity_mismatch(tmp_path) -> None:
     assert [n for n in os.listdir(tmp_path) if n.startswith(".ferry-tracker-")] == []  # no temp left
 
 
+def test_checkpoint_remembers_its_boot_until_its_parts_are_vouched_for(tmp_path) -> None:
+    path = str(tmp_path / "t.ferry-tracker")
+    identity = {"source": "s3://b/k", "size": 10, "etag": "e1", "version": None, "part_size": 4}
+    Checkpoint.load(path, identity).record(0, crc32c=123, size=4)
+    assert Checkpoint.load(path, identity).written_this_boot
+    with open(path) as f:
+        saved = json.load(f)
+    with open(path, "w") as f:
+        json.dump({**saved, "boot": "an-earlier-boot"}, f)
+    old = Checkpoint.load(path, identity)
+    assert not old.written_this_boot
+    old.forget(0)  # saving while still suspect keeps the earlier boot
+    assert not Checkpoint.load(path, identity).written_this_boot
+    old.vouch_for_parts()
+    assert Checkpoint.load(path, identity).written_this_boot
+
+
 def test_tracker_in_a_state_dir_has_a_stable_unique_name(tmp_path) -> None:
     a = tracker_path("/data/x/file.bin", str(tmp_path))
     assert a == tracker_path("/data/x/file.bin", str(tmp_path))

@@ -204,8 +204,8 @@ class _Download:
         fd = self._open_temp(size, fresh=not checkpoint.parts)
         try:
             if ranged and size is not None and (size > part_size or plan.layout):
+                reused = self._reuse_parts(checkpoint, plan)
                 checkpoint.save()
-                reused = self._reuse_parts(checkpoint)
                 progress = self._progress(size, sum(p["size"] for p in checkpoint.parts.values()))
                 try:
                     crc = self._fetch_parts(fd, plan, checkpoint, pin, progress)
@@ -264,18 +264,26 @@ class _Download:
                 self._reserved = False  # sparse: write with pwrite, which reports ENOSPC
         return fd
 
-    def _reuse_parts(self, checkpoint: Checkpoint) -> int:
-        """Parts the tracker says are done; with verify_on_resume, only those that re-hash right."""
-        if self.opts.verify_on_resume:
+    def _reuse_parts(self, checkpoint: Checkpoint, plan: RangePlan) -> int:
+        """Parts the tracker says are done; re-hashed from disk first, and only those that match
+        kept, with verify_on_resume or when the tracker predates a reboot (a crash or power loss
+        may have dropped bytes that were only in the page cache)."""
+        if checkpoint.parts and (self.opts.verify_on_resume or not checkpoint.written_this_boot):
+            if not checkpoint.written_this_boot:
+                log.info("%s: the tracker predates this boot; re-checking its parts on disk", self.dest)
+            parts = plan.parts
             for index, info in list(checkpoint.parts.items()):
-                start = index * checkpoint.identity["part_size"]
-                actual = checksums.file_digest(self.tmp, "crc32c", start, start + info["size"])
-                if int(actual, 16) != info["crc32c"]:
+                part = parts[index] if index < len(parts) else None
+                if part is None or part.size != info.get("size") or self._crc_on_disk(part) != info.get("crc32c"):
                     log.warning("%s: part %d failed re-verification; fetching it again", self.dest, index)
                     checkpoint.forget(index)
+            checkpoint.vouch_for_parts()
         if checkpoint.parts:
             log.info("%s: resuming, %d part(s) already on disk", self.dest, len(checkpoint.parts))
         return len(checkpoint.parts)
+
+    def _crc_on_disk(self, part: Part) -> int:
+        return int(checksums.file_digest(self.tmp, "crc32c", part.start, part.end), 16)
 
     def _discard(self) -> None:
         for path in (self.tmp, self.tracker):

@@ -49,6 +49,7 @@ class FaultProxy:
     upstream: str
     faults: Faults = field(default_factory=Faults)
     records: list[Record] = field(default_factory=list)
+    generation: int = 0  # bumped by reset(): requests begun before it are not recorded
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -76,6 +77,7 @@ class FaultProxy:
         with self._lock:
             self.records.clear()
             self.faults = Faults()
+            self.generation += 1
 
     def _take(self, kind: str, path: str) -> bool:
         """Consume one use of an armed fault, if it applies to ``path``."""
@@ -104,6 +106,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         proxy = self.owner
+        self._generation = proxy.generation
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         if proxy.faults.request_delay and self.command in ("PUT", "POST"):
@@ -165,6 +168,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _record(self, status: int, sent: int) -> None:
         with self.owner._lock:
+            if self._generation != self.owner.generation:
+                return  # a request from before reset(), e.g. of a killed client, still draining
             self.owner.records.append(Record(self.command, self.path, self.headers.get("Range"), status, sent))
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
