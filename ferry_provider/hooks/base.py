@@ -50,8 +50,11 @@ class Capabilities:
 class ObjectInfo:
     """What ``head`` and ``list`` know of one object. Digests are lower-case hex.
 
-    ``version`` is the S3 VersionId or the GCS generation. ``crc32c`` may end in ``-N`` when the
-    store only keeps a composite (per-part) value; ``checksum_type`` then says ``COMPOSITE``.
+    ``version`` is the S3 VersionId or the GCS generation. ``crc32c`` and ``crc32`` may end in
+    ``-N`` when the store only keeps a composite (per-part) value; ``checksum_type`` then says
+    ``COMPOSITE``.
+    ``multipart_md5`` is an S3 multipart ETag that really is an MD5 of the parts' MD5s
+    (``<hex>-<N>``; None for encrypted objects, whose ETags are not digests).
     ``size`` is None only for an HTTP source that states no length.
     """
 
@@ -63,8 +66,10 @@ class ObjectInfo:
     content_type: str | None = None
     md5: str | None = None
     crc32c: str | None = None
+    crc32: str | None = None
     crc64nvme: str | None = None
     checksum_type: str | None = None
+    multipart_md5: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -277,8 +282,9 @@ class StorageHook(ABC):
     def part_sizes(self, url: str, pin: ObjectInfo) -> list[int] | None:
         """The sizes of the parts a multipart object was uploaded in, when the store can tell.
 
-        A composite checksum (S3's ``…-N``) is a checksum of per-part checksums: knowing the
-        layout lets a reader verify it. None when the store cannot say, or the object is one part.
+        A composite checksum (S3's ``…-N`` CRC or multipart ETag) is a digest of per-part
+        digests: knowing the layout lets a reader verify it. None when the store cannot say, or
+        the object is one part.
         """
         return None
 

@@ -48,6 +48,23 @@ def etag_md5(etag: str | None) -> str | None:
     return None
 
 
+def etag_multipart_md5(etag: str | None) -> str | None:
+    """An S3 multipart ETag, ``<32 hex>-<N>``: the MD5 of the N parts' MD5 digests, one after
+    another. Checking it needs the sizes the object was uploaded in."""
+    if not etag:
+        return None
+    body, sep, parts = etag.strip('"').lower().partition("-")
+    if sep and parts.isdigit() and int(parts) >= 1 and etag_md5(body):
+        return f"{body}-{int(parts)}"
+    return None
+
+
+def etag_part_count(etag: str | None) -> int:
+    """The ``N`` of a multipart ETag ``…-N``; 0 for any other ETag."""
+    multipart = etag_multipart_md5(etag)
+    return int(multipart.rsplit("-", 1)[1]) if multipart else 0
+
+
 def parse_digest_header(value: str) -> dict[str, str]:
     """``'crc32c=yZRlqg==,md5=XrY7u+Ae7tCTyyK7j1rNww=='`` (x-goog-hash, RFC 3230 Digest) ->
     ``{'crc32c': 'c99465aa', 'md5': '5eb63bbbe01eeed093cb22bb8f5acdc3'}``; other names ignored."""

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,7 +27,7 @@ from ferry_provider.hooks.base import (
     check_range_args,
 )
 from ferry_provider.hooks.connection import as_bool, extra_value
-from ferry_provider.hooks.digests import b64_to_hex, etag_md5, hex_to_b64
+from ferry_provider.hooks.digests import b64_to_hex, etag_md5, etag_multipart_md5, etag_part_count, hex_to_b64
 from ferry_provider.hooks.errors import (
     FerryError,
     InvalidArgumentError,
@@ -46,6 +47,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 MAX_SINGLE_REQUEST = 5 * GiB  # PutObject and CopyObject limit
 PART_COPY_SIZE = 512 * MiB  # part size when a copy must go through UploadPartCopy
+PART_HEAD_CONCURRENCY = 8  # HEADs in flight when a multipart object's layout is read part by part
 
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "401"}
@@ -84,7 +86,7 @@ class S3Store(StorageHook):
         max_part_size=5 * GiB,
         max_parts=10_000,
         max_single_put=MAX_SINGLE_REQUEST,
-        checksums=frozenset({"crc32c", "crc64nvme", "md5"}),
+        checksums=frozenset({"crc32c", "crc32", "crc64nvme", "md5"}),
     )
 
     # Copies above this go through UploadPartCopy in parts of part_copy_size (S3's own limits).
@@ -213,7 +215,9 @@ class S3Store(StorageHook):
     def _info(self, u: ObjectURL, resp: dict[str, Any], size: int) -> ObjectInfo:
         etag = (resp.get("ETag") or "").strip('"') or None
         # SSE-KMS and SSE-C ETags look like MD5s but are not; trust them only for plain objects.
-        encrypted = resp.get("ServerSideEncryption") == "aws:kms" or resp.get("SSECustomerAlgorithm")
+        # ("aws:kms" and "aws:kms:dsse"; SSE-S3's "AES256" keeps the MD5 ETag.)
+        sse = str(resp.get("ServerSideEncryption") or "")
+        encrypted = sse.startswith("aws:kms") or bool(resp.get("SSECustomerAlgorithm"))
         return ObjectInfo(
             url=u.raw,
             size=size,
@@ -223,15 +227,26 @@ class S3Store(StorageHook):
             content_type=resp.get("ContentType"),
             md5=None if encrypted else etag_md5(etag),
             crc32c=b64_to_hex(resp.get("ChecksumCRC32C")),
+            crc32=b64_to_hex(resp.get("ChecksumCRC32")),
             crc64nvme=b64_to_hex(resp.get("ChecksumCRC64NVME")),
             checksum_type=resp.get("ChecksumType"),
+            multipart_md5=None if encrypted else etag_multipart_md5(etag),
             metadata=dict(resp.get("Metadata") or {}),
         )
 
     def part_sizes(self, url: str, pin: ObjectInfo) -> list[int] | None:
-        """From GetObjectAttributes (ObjectParts, 1,000 per page). Stores or policies that refuse
-        it (NotImplemented, AccessDenied without s3:GetObjectAttributes) give None, not an error."""
+        """From GetObjectAttributes (ObjectParts, 1,000 per page), else, for a multipart ETag, from
+        a HEAD of each part (PartNumber): AWS lists parts only for objects uploaded with a checksum.
+        Stores or policies that refuse both give None, not an error."""
         u = self.parse(url).require_key()
+        sizes = self._part_sizes_from_attributes(u, pin)
+        if sizes is None and etag_part_count(pin.etag) >= 2:
+            sizes = self._part_sizes_from_heads(u, pin, etag_part_count(pin.etag))
+        if sizes is None or len(sizes) < 2 or sum(sizes) != pin.size:
+            return None  # one part, or a layout that does not add up: nothing to verify against
+        return sizes
+
+    def _part_sizes_from_attributes(self, u: ObjectURL, pin: ObjectInfo) -> list[int] | None:
         kwargs: dict[str, Any] = {"Bucket": u.bucket, "Key": u.key, "ObjectAttributes": ["ObjectParts"]}
         if pin.version:
             kwargs["VersionId"] = pin.version
@@ -252,9 +267,28 @@ class S3Store(StorageHook):
                 break
             marker = int(parts["NextPartNumberMarker"])
         total = parts.get("TotalPartsCount")
-        if len(sizes) < 2 or (total is not None and total != len(sizes)) or sum(sizes) != pin.size:
-            return None  # one part, or a layout that does not add up: nothing to verify against
-        return sizes
+        return sizes if sizes and (total is None or total == len(sizes)) else None
+
+    def _part_sizes_from_heads(self, u: ObjectURL, pin: ObjectInfo, count: int) -> list[int] | None:
+        """HEAD ?partNumber=1..count, a few at a time, each pinned to the version ``pin`` saw."""
+        kwargs: dict[str, Any] = {"Bucket": u.bucket, "Key": u.key}
+        if pin.etag:
+            kwargs["IfMatch"] = f'"{pin.etag}"'
+        if pin.version:
+            kwargs["VersionId"] = pin.version
+
+        def size_of(number: int) -> int:
+            with self._errors(u.raw, pinned=True):
+                return int(self.client.head_object(**kwargs, PartNumber=number)["ContentLength"])
+
+        try:
+            with ThreadPoolExecutor(max_workers=min(PART_HEAD_CONCURRENCY, count)) as pool:
+                return list(pool.map(size_of, range(1, count + 1)))
+        except (NotFoundError, TransientError, SourceChangedError):
+            raise
+        except FerryError as exc:
+            log.info("%s: the store gives no part sizes (%s)", u.raw, exc)
+            return None
 
     def open_range(
         self, url: str, start: int = 0, end: int | None = None, pin: ObjectInfo | None = None
