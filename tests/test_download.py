@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -10,8 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
+import boto3
 import pytest
+from boto3.s3.transfer import TransferConfig
 
 from ferry_provider.hooks.digests import b64_to_hex
 from ferry_provider.hooks.errors import ChecksumMismatchError, SourceChangedError
@@ -21,6 +25,7 @@ from ferry_provider.transfer.download import DownloadOptions, download
 from ferry_provider.transfer.manifest import ERROR, OK, SKIP, TransferError
 from ferry_provider.transfer.retry import RetryPolicy
 from tests.conftest import GCS_CONN, PROXY_BUCKET, S3_CONN, make_gcs_bucket, make_s3_bucket, put_object
+from tests.servers.seaweedfs import S3Endpoint
 from tests.stores import MiB, Store, crc32c_hex, http_store, local_store, unique_prefix
 
 BUCKET = "ferry-download"
@@ -156,23 +161,32 @@ def test_server_without_ranges_falls_back_to_one_stream(http_server, tmp_path) -
 
 
 # -- S3 composite (per-part) checksums ---------------------------------------------------------
-def put_composite(hook: FerryS3Hook, bucket: str, sizes: list[int]) -> tuple[str, bytes, str]:
-    """A multipart object stored with a COMPOSITE CRC32C, as SDKs write it by default; uneven
-    part sizes, so a layout guessed from the first part would be wrong."""
-    key = f"{unique_prefix()}composite.bin"
-    client = hook.client
-    upload = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32C")["UploadId"]
+def put_multipart(
+    client: Any, bucket: str, sizes: list[int], algorithm: str | None = "CRC32C", full_object: bool = False
+) -> tuple[str, bytes, str]:
+    """A multipart object in parts of ``sizes`` (uneven, so a layout guessed from the first part
+    would be wrong) -> (url, bytes, the stored checksum: base64 CRC, or the ETag without one).
+    By default stored with a COMPOSITE CRC32C, as SDKs write it."""
+    key = f"{unique_prefix()}multipart.bin"
+    with_crc = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+    typed = {"ChecksumType": "FULL_OBJECT"} if full_object else {}
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key, **with_crc, **typed)["UploadId"]
     data, parts = b"", []
     for number, size in enumerate(sizes, start=1):
         chunk = os.urandom(size)
         data += chunk
-        resp = client.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=chunk, ChecksumAlgorithm="CRC32C"
-        )
-        parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32C": resp["ChecksumCRC32C"]})
+        resp = client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=chunk, **with_crc)
+        entry = {"PartNumber": number, "ETag": resp["ETag"]}
+        if algorithm:
+            entry[f"Checksum{algorithm}"] = resp[f"Checksum{algorithm}"]
+        parts.append(entry)
     done = client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
-    assert done["ChecksumType"] == "COMPOSITE" and done["ChecksumCRC32C"].endswith(f"-{len(sizes)}")
-    return f"s3://{bucket}/{key}", data, done["ChecksumCRC32C"]
+    if not algorithm:
+        return f"s3://{bucket}/{key}", data, done["ETag"].strip('"')
+    stored = done[f"Checksum{algorithm}"]
+    assert done["ChecksumType"] == ("FULL_OBJECT" if full_object else "COMPOSITE")
+    assert stored.endswith(f"-{len(sizes)}") != full_object
+    return f"s3://{bucket}/{key}", data, stored
 
 
 COMPOSITE_SIZES = [5 * MiB, 6 * MiB + 17, 5 * MiB + 3]
@@ -181,7 +195,7 @@ COMPOSITE_SIZES = [5 * MiB, 6 * MiB + 17, 5 * MiB + 3]
 def test_composite_checksum_is_verified_through_the_part_layout(seaweedfs, tmp_path) -> None:
     make_s3_bucket(seaweedfs, BUCKET)
     hook = FerryS3Hook(S3_CONN)
-    url, data, stored = put_composite(hook, BUCKET, COMPOSITE_SIZES)
+    url, data, stored = put_multipart(hook.client, BUCKET, COMPOSITE_SIZES)
     assert hook.head(url).crc32c == b64_to_hex(stored)  # e.g. "1a2b3c4d-3"
     assert hook.part_sizes(url, hook.head(url)) == COMPOSITE_SIZES
     row = download(hook, url, str(tmp_path / "c.bin"), opts(part_size=2 * MiB, parallelism=3))
@@ -194,13 +208,87 @@ def test_composite_checksum_is_verified_through_the_part_layout(seaweedfs, tmp_p
 
 def test_flipped_byte_in_a_composite_object_fails_with_no_file(s3_proxy, tmp_path) -> None:
     via_proxy, direct, proxy = s3_proxy
-    url, _data, stored = put_composite(direct, PROXY_BUCKET, COMPOSITE_SIZES)
+    url, _data, stored = put_multipart(direct.client, PROXY_BUCKET, COMPOSITE_SIZES)
     proxy.faults.flip_offset = 5 * MiB + 4242  # inside part 2
     with pytest.raises(TransferError) as err:
         download(via_proxy, url, str(tmp_path / "c.bin"), opts(part_size=2 * MiB))
-    assert f"crc32c mismatch: expected {b64_to_hex(stored)}, got " in str(err.value)
+    assert f"composite crc32c of 3 parts mismatch: expected {b64_to_hex(stored)}, got " in str(err.value)
     assert not (tmp_path / "c.bin").exists()
     assert_clean(tmp_path)
+
+
+# -- the other digests S3 keeps: CRC32, CRC64NVME, multipart ETags ---------------------------
+def sdk_client(endpoint: S3Endpoint) -> Any:
+    """A boto3 client with the SDK's defaults (it sends CRC32 checksums), unlike Ferry's own."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint.url,
+        aws_access_key_id=endpoint.access_key,
+        aws_secret_access_key=endpoint.secret_key,
+        region_name=endpoint.region,
+    )
+
+
+def put_by_writer(endpoint: S3Endpoint, bucket: str, writer: str) -> tuple[str, bytes, str]:
+    """An object as ``writer`` leaves it -> (url, bytes, what a download must say it verified)."""
+    direct = FerryS3Hook(S3_CONN).client
+    if writer == "boto3 put_object":  # the SDK's default: a full-object CRC32
+        url, data = f"s3://{bucket}/{unique_prefix()}put.bin", os.urandom(3 * PART + 11)
+        sdk_client(endpoint).put_object(Bucket=bucket, Key=url.split("/", 3)[3], Body=data)
+        return url, data, "crc32"
+    if writer == "boto3 upload_fileobj":  # TransferManager multipart: a composite CRC32
+        url, data = f"s3://{bucket}/{unique_prefix()}tm.bin", os.urandom(12 * MiB + 5)
+        config = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+        sdk_client(endpoint).upload_fileobj(io.BytesIO(data), bucket, url.split("/", 3)[3], Config=config)
+        return url, data, "composite crc32 of 3 parts"
+    if writer == "full-object CRC64NVME multipart":
+        url, data, _ = put_multipart(direct, bucket, COMPOSITE_SIZES, "CRC64NVME", full_object=True)
+        return url, data, "crc64nvme"
+    url, data, _ = put_multipart(direct, bucket, COMPOSITE_SIZES, algorithm=None)  # no checksum at all
+    return url, data, "md5 of 3 parts (multipart ETag)"
+
+
+WRITERS = ["boto3 put_object", "boto3 upload_fileobj", "full-object CRC64NVME multipart", "multipart without checksums"]
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_every_digest_s3_keeps_is_verified(seaweedfs, tmp_path, writer: str) -> None:
+    make_s3_bucket(seaweedfs, BUCKET)
+    url, data, verified = put_by_writer(seaweedfs, BUCKET, writer)
+    row = download(FerryS3Hook(S3_CONN), url, str(tmp_path / "o.bin"), opts(part_size=2 * MiB, parallelism=3))
+    assert (tmp_path / "o.bin").read_bytes() == data
+    assert row.description == f"verified size and {verified}"
+    assert row.crc32c == crc32c_hex(data)
+    again = download(FerryS3Hook(S3_CONN), url, str(tmp_path / "o.bin"), opts())
+    assert again.result == SKIP and again.description == f"destination is identical (same size and {verified})"
+    assert_clean(tmp_path)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_flipped_byte_fails_whichever_digest_s3_keeps(s3_proxy, seaweedfs, tmp_path, writer: str) -> None:
+    via_proxy, _direct, proxy = s3_proxy
+    url, data, verified = put_by_writer(seaweedfs, PROXY_BUCKET, writer)
+    proxy.faults.flip_offset = len(data) - 4242  # in the last part
+    with pytest.raises(TransferError) as err:
+        download(via_proxy, url, str(tmp_path / "o.bin"), opts(part_size=2 * MiB))
+    assert isinstance(err.value.cause, ChecksumMismatchError)
+    assert f"{verified} mismatch: expected " in str(err.value)
+    assert not (tmp_path / "o.bin").exists()
+    assert_clean(tmp_path)
+
+
+def test_part_sizes_come_from_part_heads_when_attributes_are_refused(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, data, etag = put_multipart(direct.client, PROXY_BUCKET, COMPOSITE_SIZES, algorithm=None)
+    # A bucket policy without s3:GetObjectAttributes; AWS itself lists no parts for such an object.
+    proxy.faults.error_status, proxy.faults.error_times, proxy.faults.only_path = 403, 1000, "?attributes"
+    row = download(via_proxy, url, str(tmp_path / "o.bin"), opts(part_size=2 * MiB))
+    assert (tmp_path / "o.bin").read_bytes() == data
+    assert row.description == "verified size and md5 of 3 parts (multipart ETag)"
+    assert any(r.status == 403 for r in proxy.records)
+    heads = [r.path for r in proxy.records if r.method == "HEAD" and "partNumber=" in r.path]
+    assert sorted(path.split("partNumber=")[1][:1] for path in heads) == ["1", "2", "3"]
+    assert etag.endswith("-3")
 
 
 # -- faults through the proxy -----------------------------------------------------------------
@@ -374,7 +462,7 @@ def test_a_tracker_from_before_a_reboot_has_its_parts_rechecked(s3_proxy, tmp_pa
 def test_verify_on_resume_follows_an_uneven_part_layout(s3_proxy, tmp_path) -> None:
     """Re-hashed ranges are the plan's, which follow the upload's uneven parts, not index x size."""
     via_proxy, direct, proxy = s3_proxy
-    url, data, _ = put_composite(direct, PROXY_BUCKET, COMPOSITE_SIZES)
+    url, data, _ = put_multipart(direct.client, PROXY_BUCKET, COMPOSITE_SIZES)
     dest = tmp_path / "layout.bin"
     # Ranges of 2 MiB inside the parts: [0,2) [2,4) [4,5) | [5,7) ... MiB. The attributes GET and
     # ranges 0-4 go through, then the proxy fails every GET until the download gives up.

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import random
 import time
+import zlib
 
 import google_crc32c
 import pytest
 
+from ferry_provider.hooks.base import ObjectInfo
+from ferry_provider.hooks.digests import etag_multipart_md5, etag_part_count
 from ferry_provider.hooks.errors import InvalidArgumentError, NotFoundError, TransientError
-from ferry_provider.transfer import checksums
+from ferry_provider.transfer import checksums, crc_math
 from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
 from ferry_provider.transfer.download import DownloadOptions
 from ferry_provider.transfer.plan import MiB, RangePlan, choose_part_size
 from ferry_provider.transfer.retry import RetryPolicy
+from ferry_provider.transfer.verification import Check, choose_checks, digest_of_file, multipart_md5
 
 
 @pytest.mark.parametrize(
@@ -70,7 +75,7 @@ def test_composite_crc32c_is_the_crc_of_the_part_crcs() -> None:
     chunks = [b"a" * 1000, b"bc" * 777, b"z"]
     part_crcs = [checksums.crc32c(c) for c in chunks]
     joined = b"".join(google_crc32c.value(c).to_bytes(4, "big") for c in chunks)
-    assert checksums.composite_crc32c(part_crcs) == f"{google_crc32c.value(joined):08x}-3"
+    assert checksums.CRC32C.composite(part_crcs) == f"{google_crc32c.value(joined):08x}-3"
 
 
 def test_crc32c_matches_the_reference_and_the_check_value() -> None:
@@ -79,28 +84,47 @@ def test_crc32c_matches_the_reference_and_the_check_value() -> None:
     assert checksums.crc32c(memoryview(bytearray(data))) == google_crc32c.value(data)
 
 
-def test_combine_equals_crc_of_the_concatenation() -> None:
+# Each CRC's published check value (the CRC of b"123456789"), and an independent implementation
+# where one is installed.
+CRC_CHECK_VALUES = {"crc32c": "e3069283", "crc32": "cbf43926", "crc64nvme": "ae8b14860a799888"}
+
+
+@pytest.mark.parametrize("name", sorted(CRC_CHECK_VALUES))
+def test_each_crc_has_its_check_value(name: str) -> None:
+    algorithm = checksums.CRCS[name]
+    assert algorithm.hex(algorithm.update(b"123456789", 0)) == CRC_CHECK_VALUES[name]
+    assert algorithm.update(b"56789", algorithm.update(b"1234", 0)) == algorithm.update(b"123456789", 0)
+
+
+@pytest.mark.parametrize("name", sorted(CRC_CHECK_VALUES))
+def test_combine_equals_crc_of_the_concatenation(name: str) -> None:
+    algorithm = checksums.CRCS[name]
+    crc = (
+        (lambda data: algorithm.update(data, 0))
+        if name == "crc64nvme"
+        else {"crc32c": google_crc32c.value, "crc32": zlib.crc32}[name]
+    )
     rng = random.Random(7)
     for _ in range(100):
         a, b = rng.randbytes(rng.randint(0, 3000)), rng.randbytes(rng.randint(0, 3000))
-        want = google_crc32c.value(a + b)
-        assert checksums.combine(google_crc32c.value(a), google_crc32c.value(b), len(b)) == want
+        want = crc(a + b)
+        assert algorithm.combine(crc(a), crc(b), len(b)) == want
         # The pure-Python path (used without awscrt) must agree too.
-        pure = checksums._gf2_multiply(checksums._x8n(len(b)), google_crc32c.value(a)) ^ google_crc32c.value(b)
-        assert pure == want
+        assert crc_math.combine(crc(a), crc(b), len(b), algorithm.width, algorithm.poly) == want
     chunks = [rng.randbytes(rng.randint(1, 5000)) for _ in range(20)]
-    folded = checksums.combine_all((google_crc32c.value(c), len(c)) for c in chunks)
-    assert folded == google_crc32c.value(b"".join(chunks))
+    assert algorithm.combine_all((crc(c), len(c)) for c in chunks) == crc(b"".join(chunks))
 
 
-def test_pure_combine_agrees_with_awscrt_for_huge_lengths() -> None:
-    from awscrt.checksums import combine_crc32c
+@pytest.mark.parametrize("name", sorted(CRC_CHECK_VALUES))
+def test_pure_combine_agrees_with_awscrt_for_huge_lengths(name: str) -> None:
+    from awscrt import checksums as aws
 
+    aws_combine = getattr(aws, f"combine_{name}")
+    algorithm = checksums.CRCS[name]
     rng = random.Random(11)
     for length in (5 << 30, (1 << 40) + 12345, 48 << 40):
-        a, b = rng.getrandbits(32), rng.getrandbits(32)
-        pure = checksums._gf2_multiply(checksums._x8n(length), a) ^ b
-        assert pure == combine_crc32c(a, b, length)
+        a, b = rng.getrandbits(algorithm.width), rng.getrandbits(algorithm.width)
+        assert crc_math.combine(a, b, length, algorithm.width, algorithm.poly) == aws_combine(a, b, length)
 
 
 def test_file_digest(tmp_path) -> None:
@@ -224,3 +248,90 @@ def test_start_writeback_is_only_a_hint(tmp_path, caplog) -> None:
         os.close(fd)
     assert path.read_bytes() == b"x" * 10000
     assert "sync_file_range failed (errno 9)" in caplog.text
+
+
+# -- choosing what proves a download ----------------------------------------------------------
+def test_multipart_etags_are_recognised_and_recomputed_from_a_file(tmp_path) -> None:
+    assert etag_multipart_md5('"9B2CF535F27731C974343645A3985328-3"') == "9b2cf535f27731c974343645a3985328-3"
+    assert etag_part_count('"9b2cf535f27731c974343645a3985328-12"') == 12
+    for not_multipart in ("9b2cf535f27731c974343645a3985328", "abc-3", "9b2cf535f27731c974343645a3985328-x", None):
+        assert etag_multipart_md5(not_multipart) is None and etag_part_count(not_multipart) == 0
+    sizes = [5 * MiB, 3 * MiB + 7, 1]
+    data = os.urandom(sum(sizes))
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    chunks = [data[: sizes[0]], data[sizes[0] : sizes[0] + sizes[1]], data[-1:]]
+    want = hashlib.md5(b"".join(hashlib.md5(c).digest() for c in chunks)).hexdigest() + "-3"
+    assert multipart_md5(str(path), sizes, workers=3) == want
+    assert digest_of_file(str(path), Check("md5", want, tuple(sizes))) == want
+
+
+def pinned(**digests: str) -> ObjectInfo:
+    return ObjectInfo("s3://b/k", 12 * MiB, **digests)
+
+
+def never_asked() -> list[int]:
+    raise AssertionError("the part layout was asked for although a full-object digest was there")
+
+
+@pytest.mark.parametrize(
+    ("digests", "chosen"),
+    [
+        ({"crc32c": "aa", "crc64nvme": "bb", "crc32": "cc", "md5": "dd"}, "crc32c"),
+        ({"crc64nvme": "bb", "crc32": "cc", "md5": "dd"}, "crc64nvme"),
+        ({"crc32": "cc", "md5": "dd"}, "crc32"),  # streamed: cheaper than re-reading for the MD5
+        ({"crc32c": "aa-2", "md5": "dd"}, "md5"),  # a whole-object value beats a per-part one
+    ],
+)
+def test_the_cheapest_whole_object_digest_is_chosen(digests: dict[str, str], chosen: str) -> None:
+    selection = choose_checks(pinned(**digests), "if_fast_else_fail", {}, never_asked)
+    assert [c.algorithm for c in selection.checks] == [chosen] and selection.layout == ()
+
+
+def test_per_part_digests_need_a_layout_with_their_part_count() -> None:
+    asked = []
+
+    def layout(sizes: list[int]):
+        return lambda: asked.append(1) or sizes
+
+    pin = pinned(crc32="cc-3", multipart_md5="dd-3")
+    good = choose_checks(pin, "if_fast_else_fail", {}, layout([4 * MiB, 4 * MiB, 4 * MiB]))
+    assert good.checks == (Check("crc32", "cc-3", (4 * MiB,) * 3),)
+    assert good.layout == (4 * MiB,) * 3 and good.checks[0].describe() == "composite crc32 of 3 parts"
+    etag_only = choose_checks(pinned(multipart_md5="dd-3"), "always", {}, layout([4 * MiB] * 3))
+    assert etag_only.layout == ()  # an MD5 is re-read from the file: ranges need not follow the parts
+    assert etag_only.checks[0].describe() == "md5 of 3 parts (multipart ETag)"
+    wrong_count = choose_checks(pin, "if_fast_else_fail", {}, layout([6 * MiB, 6 * MiB]))
+    assert wrong_count.checks == ()
+    assert (
+        wrong_count.why_none
+        == "verified size only: the store keeps a composite (per-part) crc32 and gives no part layout"
+    )
+    none = choose_checks(pinned(multipart_md5="dd-3"), "if_fast_else_fail", {}, lambda: None)
+    assert none.why_none == "verified size only: the store keeps a multipart ETag and gives no part layout"
+    assert len(asked) == 3
+
+
+def test_caller_digests_win_and_never_checks_nothing() -> None:
+    pin = pinned(crc32c="aa", md5="dd")
+    selection = choose_checks(pin, "if_fast_else_fail", {"sha256": "EE", "crc32": "ff"}, never_asked)
+    assert selection.checks == (Check("sha256", "ee"), Check("crc32", "ff"))
+    never = choose_checks(pin, "never", {"sha256": "ee"}, never_asked)
+    assert never.checks == () and never.why_none == "verified size only (check_hashes='never')"
+    assert (
+        choose_checks(pinned(), "always", {}, never_asked).why_none == "verified size only: the source states no digest"
+    )
+
+
+@pytest.mark.parametrize(
+    ("digests", "message"),
+    [
+        ({"blake3": "aa"}, "unsupported algorithm(s) ['blake3']"),
+        ({"md5": "not-hex"}, "expected_digests['md5'] must be a hex digest, got 'not-hex'"),
+        ({"crc32c": ""}, "expected_digests['crc32c'] must be a hex digest"),
+    ],
+)
+def test_bad_expected_digests_are_named(digests: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidArgumentError) as err:
+        DownloadOptions(expected_digests=digests)
+    assert message in str(err.value)

@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import os
 import threading
+import zlib
 
+import awscrt.checksums
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -66,6 +68,17 @@ def test_wrong_checksum_is_invalid_with_both_values(store) -> None:
     sensor = FerryArtifactSensor(task_id="s", url=prefix + "b.bin", conn_id=conn, expected_digests={"md5": "00" * 16})
     with pytest.raises(AirflowFailException, match=f"md5 mismatch: expected {'00' * 16}, got "):
         sensor.poke({})
+
+
+def test_crc32_and_crc64nvme_are_checked(store) -> None:
+    hook, conn, prefix = store
+    data = os.urandom(70_000)
+    hook.put(prefix + "c.bin", data, crc32c=crc32c_hex(data))
+    crc64 = f"{awscrt.checksums.crc64nvme(data):016x}"
+    good = check(prefix + "c.bin", conn, expected_digests={"crc32": f"{zlib.crc32(data):08x}", "crc64nvme": crc64})
+    assert good.run(hook_for).state == OKAY
+    bad = check(prefix + "c.bin", conn, expected_digests={"crc64nvme": "0" * 16}).run(hook_for)
+    assert bad.state == INVALID and f"crc64nvme mismatch: expected {'0' * 16}, got {crc64}" in bad.reason
 
 
 def test_growing_object_is_accepted_only_when_stable(store) -> None:

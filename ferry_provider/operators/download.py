@@ -14,8 +14,9 @@ from ferry_provider.transfer.download import DownloadOptions, download
 class FerryDownloadOperator(FerryTransferOperator):
     """Download ``source`` (s3://, gs://, http(s)://, file://) to the local ``destination``.
 
-    Parts are fetched in parallel, hashed as they arrive and checked against the store's CRC32C
-    or MD5 (or ``expected_digests``); the file appears at ``destination`` only when verified. A
+    Parts are fetched in parallel, hashed as they arrive and checked against the store's digest
+    (CRC32C, CRC64NVME, CRC32, MD5, or S3's per-part composite CRC or multipart ETag) or
+    ``expected_digests``; the file appears at ``destination`` only when verified. A
     retried task resumes from the tracker file beside the destination. Manifest rows, request
     retries and the shared arguments are described on FerryTransferOperator.
     """

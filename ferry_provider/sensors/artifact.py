@@ -21,8 +21,8 @@ STATE_KEY = "ferry_artifact_observation"
 class FerryArtifactSensor(BaseSensorOperator):
     """Wait until ``url`` (an object, a prefix ending in '/', or a glob) holds valid artifacts.
 
-    Beyond existence: ``expected_size`` / ``min_size``, ``expected_digests`` (crc32c, md5,
-    sha256 — streamed when the store keeps none, up to ``sha256_max_bytes``), ``manifest`` (an
+    Beyond existence: ``expected_size`` / ``min_size``, ``expected_digests`` (crc32c, crc32,
+    crc64nvme, md5, sha256 — streamed when the store keeps none, up to ``sha256_max_bytes``), ``manifest`` (an
     ``OK`` row for each object in a Ferry manifest CSV), ``stable_checks`` (size and ETag
     unchanged over that many consecutive checks), ``marker`` (e.g. ``_SUCCESS``) and
     ``min_count`` for prefixes and globs. A present but wrong object fails the task at once

@@ -1,8 +1,9 @@
 """Is an artifact there, complete and intact? One check shared by the sensor and its trigger.
 
 An object (or every object matching a prefix or glob, at least ``min_count`` of them) must
-exist and satisfy what was asked: exact or minimum size, expected digests (crc32c and md5 from
-the store when it keeps them, else streamed; sha256 always streamed, up to a size cap), a
+exist and satisfy what was asked: exact or minimum size, expected digests (CRC32C, CRC32,
+CRC64NVME and MD5 from the store when it keeps them whole, else streamed; SHA-256 always
+streamed; streaming is capped in size), a
 marker object, an ``OK`` row in a Ferry manifest, and stability (size and ETag unchanged over
 ``stable_checks`` consecutive checks). "Not there yet" and "there but wrong" are different
 answers: the second fails at once unless ``wait_for_valid`` (for producers that overwrite).
@@ -24,6 +25,8 @@ from ferry_provider.transfer.manifest import OK, SKIP
 
 OKAY, WAITING, INVALID = "ok", "waiting", "invalid"
 GLOB_CHARS = "*?["
+STORED_DIGESTS = ("crc32c", "crc32", "crc64nvme", "md5")  # ObjectInfo fields a store may fill
+SENSOR_DIGESTS = (*(d for d in STORED_DIGESTS if d in checksums.CRCS or d == "md5"), "sha256")
 HookFactory = Callable[[str, str | None], StorageHook]
 
 
@@ -42,7 +45,7 @@ class ArtifactCheck:
     min_count: int = 1
     expected_size: int | None = None
     min_size: int | None = None
-    expected_digests: dict[str, str] = field(default_factory=dict)  # crc32c, md5, sha256 (hex)
+    expected_digests: dict[str, str] = field(default_factory=dict)  # hex; SENSOR_DIGESTS
     sha256_max_bytes: int = 1 << 30
     manifest: str | None = None  # a Ferry manifest CSV: a local path or an object URL
     manifest_conn_id: str | None = None
@@ -51,9 +54,11 @@ class ArtifactCheck:
     wait_for_valid: bool = False
 
     def __post_init__(self) -> None:
-        unknown = set(self.expected_digests) - {"crc32c", "md5", "sha256"}
+        unknown = set(self.expected_digests) - set(SENSOR_DIGESTS)
         if unknown:
-            raise InvalidArgumentError(f"expected_digests: unsupported algorithm(s) {sorted(unknown)}")
+            raise InvalidArgumentError(
+                f"expected_digests: unsupported algorithm(s) {sorted(unknown)}; use {', '.join(SENSOR_DIGESTS)}"
+            )
         if self.min_count < 1:
             raise InvalidArgumentError(f"min_count must be >= 1, got {self.min_count}")
         if self.stable_checks < 0:
@@ -144,7 +149,7 @@ class ArtifactCheck:
             return f"{info.url}: size {info.size}, expected {self.expected_size}", {}
         computed: dict[str, str] = {}
         for algorithm, want in self.expected_digests.items():
-            have = getattr(info, algorithm, None) if algorithm in ("crc32c", "md5") else None
+            have = getattr(info, algorithm, None) if algorithm in STORED_DIGESTS else None
             if not have or "-" in have:
                 have = computed[algorithm] = self._stream_digest(hook, info, algorithm)
             if have != want.lower():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 MiB = 1 << 20
@@ -39,10 +40,9 @@ class RangePlan:
         """``[start, end)`` of each upload part; the whole object when there is no layout."""
         if not self.layout:
             return [(0, self.size)]
-        ends = list(itertools.accumulate(self.layout))
-        if ends[-1] != self.size:
-            raise ValueError(f"the part layout adds up to {ends[-1]} bytes, not {self.size}")
-        return list(zip([0, *ends[:-1]], ends, strict=True))
+        if sum(self.layout) != self.size:
+            raise ValueError(f"the part layout adds up to {sum(self.layout)} bytes, not {self.size}")
+        return layout_spans(self.layout)
 
     @property
     def parts(self) -> list[Part]:
@@ -66,6 +66,12 @@ class RangePlan:
                     break
             grouped.append(group)
         return grouped
+
+
+def layout_spans(part_sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """``[start, end)`` of each of consecutive parts of ``part_sizes`` bytes."""
+    ends = list(itertools.accumulate(part_sizes))
+    return list(zip([0, *ends[:-1]], ends, strict=True))
 
 
 def choose_part_size(

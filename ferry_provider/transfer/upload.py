@@ -107,9 +107,9 @@ class _Upload:
             buf = self._local.buf = memoryview(bytearray(HASH_BUFFER))
         return buf
 
-    def _crc(self, fd: int, start: int, size: int) -> checksums.Crc32cHasher:
+    def _crc(self, fd: int, start: int, size: int) -> checksums.CrcHasher:
         """CRC32C of ``size`` bytes of the source at ``start``, through this thread's buffer."""
-        return checksums.hash_file_range(fd, start, start + size, checksums.Crc32cHasher(), self._buffer())
+        return checksums.hash_file_range(fd, start, start + size, checksums.CrcHasher(checksums.CRC32C), self._buffer())
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         return self.opts.retry.run(fn, what=f"{self.dst.raw}: {what}")
