@@ -1,8 +1,11 @@
 """Download benchmark: one object on a local SeaweedFS, fetched to tmpfs by Ferry and its peers.
 
     python -m bench.download [--size-mib 1024] [--rounds 3] [--parallelism 8 4] [--dest-dir DIR]
+                             [--seeded-as {crc32c,etag}]
 
-Ferry (CRC32C validation on), boto3 download_file (defaults), s5cmd cp and rclone copyto run
+The object is stored with a full-object CRC32C (as Ferry uploads), or with ``--seeded-as etag``
+in 8 MiB parts with no checksum (as older SDKs and most other tools leave it), so that only its
+multipart ETag can prove it. Ferry (validation on), boto3 download_file (defaults), s5cmd cp and rclone copyto run
 against the same server in the same run, alternated, and the medians and ratios are printed
 with each client's peak RSS. "server ceiling" is parallel ranged GETs that throw the bytes away
 (no file, no checksum): what this server can deliver at all, which bounds every client here.
@@ -25,10 +28,13 @@ BUCKET = "ferry-bench"
 KEY = "big.bin"
 
 
-def seed_object(hook: object, size: int) -> str:
-    """Write ``size`` random bytes to SeaweedFS as one multipart object with a full-object CRC32C."""
+def seed_object(hook: object, size: int, seeded_as: str) -> str:
+    """Write ``size`` random bytes to SeaweedFS as one multipart object with a full-object CRC32C,
+    or (``etag``) in 8 MiB parts without any checksum; return their SHA-256."""
     from ferry_provider.transfer import checksums
 
+    if seeded_as == "etag":
+        return seed_without_checksums(hook.client, size)  # type: ignore[attr-defined]
     part = 64 * MiB
     url = f"s3://{BUCKET}/{KEY}"
     upload_id = hook.create_multipart(url)  # type: ignore[attr-defined]
@@ -51,6 +57,21 @@ def seed_object(hook: object, size: int) -> str:
     return digest.hexdigest()
 
 
+def seed_without_checksums(client: object, size: int, part: int = 8 * MiB) -> str:
+    """What aws-cli and boto3 wrote before 2025: 8 MiB parts, nothing but the multipart ETag."""
+    upload_id = client.create_multipart_upload(Bucket=BUCKET, Key=KEY)["UploadId"]  # type: ignore[attr-defined]
+    parts, digest = [], hashlib.sha256()
+    for number, offset in enumerate(range(0, size, part), start=1):
+        chunk = os.urandom(min(part, size - offset))
+        digest.update(chunk)
+        resp = client.upload_part(Bucket=BUCKET, Key=KEY, UploadId=upload_id, PartNumber=number, Body=chunk)  # type: ignore[attr-defined]
+        parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+    client.complete_multipart_upload(  # type: ignore[attr-defined]
+        Bucket=BUCKET, Key=KEY, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    return digest.hexdigest()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -58,6 +79,7 @@ def main() -> int:
     parser.add_argument("--parallelism", type=int, nargs="+", default=[8, 4])
     parser.add_argument("--only-ferry", action="store_true", help="skip the peers (RSS checks on big objects)")
     parser.add_argument("--dest-dir", default=None, help="write here instead of tmpfs (e.g. a real disk)")
+    parser.add_argument("--seeded-as", choices=["crc32c", "etag"], default="crc32c", help="what the store keeps")
     args = parser.parse_args()
     size = args.size_mib * MiB
     scratch = fresh_scratch()
@@ -71,7 +93,8 @@ def main() -> int:
         hook = S3Store()
         hook.client.create_bucket(Bucket=BUCKET)
         print(f"seeding a {args.size_mib} MiB object on SeaweedFS ...", flush=True)
-        expected = seed_object(hook, size)
+        expected = seed_object(hook, size, args.seeded_as)
+        verified = "crc32c" if args.seeded_as == "crc32c" else "multipart ETag"
         dest_dir = args.dest_dir or scratch
         os.makedirs(dest_dir, exist_ok=True)
         dest = os.path.join(dest_dir, "ferry-bench-out.bin")
@@ -79,7 +102,7 @@ def main() -> int:
         bin_dir = os.path.dirname(py)
         contenders = [
             Contender(
-                f"ferry -j{p} (crc32c verified)",
+                f"ferry -j{p} ({verified} verified)",
                 [
                     py,
                     "-m",

@@ -291,6 +291,40 @@ def test_part_sizes_come_from_part_heads_when_attributes_are_refused(s3_proxy, t
     assert etag.endswith("-3")
 
 
+def test_a_multipart_etag_is_hashed_part_by_part_while_streaming(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    sizes = [5 * MiB] * 5 + [MiB + 7]
+    url, data, _ = put_multipart(direct.client, PROXY_BUCKET, sizes, algorithm=None)
+    # The first cut falls on the (shorter) layout request; the next two cut ranges 6 MiB in,
+    # inside their second upload part: the retry must go on with that part's MD5.
+    proxy.faults.cut_after, proxy.faults.cut_times = 6 * MiB, 3
+    row = download(via_proxy, url, str(tmp_path / "o.bin"), opts(part_size=10 * MiB, parallelism=3))
+    assert (tmp_path / "o.bin").read_bytes() == data
+    assert row.description == "verified size and md5 of 6 parts (multipart ETag)"
+    ranges = [(0, 10 * MiB), (10 * MiB, 20 * MiB), (20 * MiB, len(data))]  # two whole upload parts each
+    asked = sorted(tuple(int(n) for n in r.range.split("=")[1].split("-")) for r in proxy.records if r.range)
+    retried = [(start, end + 1) for start, end in asked if (start, end + 1) not in ranges]
+    assert {(start, end + 1) for start, end in asked} - set(retried) == set(ranges)
+    assert len(retried) == 2 and all((start - 6 * MiB, end) in ranges for start, end in retried)
+
+
+def test_per_part_md5s_survive_in_the_tracker_for_a_resume(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, data, _ = put_multipart(direct.client, PROXY_BUCKET, COMPOSITE_SIZES, algorithm=None)
+    dest = tmp_path / "o.bin"
+    # The layout GET and two parts go through, then every GET fails: one part is left to fetch.
+    proxy.faults.error_status, proxy.faults.error_times, proxy.faults.error_after_requests = 503, 1000, 3
+    with pytest.raises(TransferError):
+        download(via_proxy, url, str(dest), opts(parallelism=1))
+    tracker = json.loads(next(tmp_path.glob("*.ferry-tracker*")).read_text())
+    assert [[len(md5) for md5 in p["md5"]] for p in tracker["parts"].values()] == [[32], [32]]
+    proxy.reset()
+    row = download(via_proxy, url, str(dest), opts(parallelism=1))
+    assert dest.read_bytes() == data
+    assert row.description == "verified size and md5 of 3 parts (multipart ETag); resumed: 2 part(s) reused"
+    assert row.bytes_transferred == COMPOSITE_SIZES[2]
+
+
 # -- faults through the proxy -----------------------------------------------------------------
 def test_flipped_byte_fails_with_no_file_at_the_destination(s3_proxy, tmp_path) -> None:
     via_proxy, direct, proxy = s3_proxy

@@ -335,3 +335,16 @@ def test_bad_expected_digests_are_named(digests: dict[str, str], message: str) -
     with pytest.raises(InvalidArgumentError) as err:
         DownloadOptions(expected_digests=digests)
     assert message in str(err.value)
+
+
+def test_whole_part_ranges_group_upload_parts_up_to_the_part_size() -> None:
+    layout = (8 * MiB, 20 * MiB, 8 * MiB, 8 * MiB, 16 * MiB, 1)
+    plan = RangePlan(sum(layout), 16 * MiB, layout, whole_parts=True)
+    assert [(p.start // MiB, p.end) for p in plan.parts] == [
+        (0, 8 * MiB),  # the next upload part would make it 28 MiB
+        (8, 28 * MiB),  # one upload part larger than part_size is a range of its own
+        (28, 44 * MiB),
+        (44, 60 * MiB),
+        (60, 60 * MiB + 1),
+    ]
+    assert [p.index for p in plan.parts] == list(range(5))

@@ -11,8 +11,10 @@ The destination appears, by an atomic rename, only once size and digests have be
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
+import hashlib
 import logging
 import mmap
 import os
@@ -44,6 +46,10 @@ from ferry_provider.transfer.writeback import start_writeback
 log = logging.getLogger("ferry_provider.transfer")
 
 TEMP_SUFFIX = ".ferry-tmp"
+# A multipart ETag is an MD5 per upload part, and MD5s cannot be joined: upload parts are then
+# hashed as they stream only when ranges can be whole upload parts, none so big that it holds a
+# worker for long, with enough ranges for every worker. Otherwise the file is read again at the end.
+STREAMED_MD5_MAX_PART = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,8 @@ class _Download:
         self._reserved = False  # posix_fallocate reserved the temp file's blocks
         self._selection = Selection(())  # what the bytes must match, chosen once the source is pinned
         self._crcs: tuple[checksums.CrcAlgorithm, ...] = (checksums.CRC32C,)  # computed while streaming
-        self._composites: dict[str, str] = {}  # per-part values recomputed from the ranges' CRCs
+        self._composites: dict[str, str] = {}  # per-part values recomputed from the ranges' digests
+        self._md5_ends: list[int] = []  # where upload parts end, when each one's MD5 is streamed
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
@@ -189,8 +196,8 @@ class _Download:
     def _transfer(self, pin: ObjectInfo) -> ManifestRow:
         size = pin.size
         ranged = self.hook.capabilities.ranged_reads and size is not None
-        part_size = choose_part_size(size or 0, self.opts.parallelism, requested=self.opts.part_size)
-        plan = RangePlan(size or 0, part_size, self._selection.layout if ranged else ())
+        plan = self._plan(size or 0, ranged)
+        part_size = plan.part_size
         identity = {
             "source": self.row.source,
             "size": size,
@@ -202,6 +209,8 @@ class _Download:
             identity["layout"] = len(plan.layout)
         if len(self._crcs) > 1:  # parts then carry these CRCs too
             identity["crcs"] = [c.name for c in self._crcs]
+        if self._md5_ends:  # ...and their upload parts' MD5s
+            identity["md5"] = True
         checkpoint = self._load_checkpoint(identity)
         fd = self._open_temp(size, fresh=not checkpoint.parts)
         try:
@@ -232,6 +241,21 @@ class _Download:
             raise
         os.close(fd)
         return self._finish(pin, crcs, progress, reused, checkpoint)
+
+    def _plan(self, size: int, ranged: bool) -> RangePlan:
+        """Ranges of the adaptive (or requested) size; within the upload's parts when a per-part
+        CRC is checked; whole upload parts when a multipart ETag can be hashed as it streams."""
+        part_size = choose_part_size(size, self.opts.parallelism, requested=self.opts.part_size)
+        self._md5_ends = []
+        if not ranged:
+            return RangePlan(size, part_size)
+        etag = next((c for c in self._selection.checks if c.per_part and c.algorithm == "md5"), None)
+        if etag is not None and max(etag.part_sizes) <= STREAMED_MD5_MAX_PART:
+            plan = RangePlan(size, part_size, etag.part_sizes, whole_parts=True)
+            if len(plan.parts) >= self.opts.parallelism:
+                self._md5_ends = [end for _, end in plan.spans]
+                return plan
+        return RangePlan(size, part_size, self._selection.layout)
 
     # -- temp file and checkpoint -------------------------------------------------------------
     def _load_checkpoint(self, identity: dict[str, Any]) -> Checkpoint:
@@ -330,19 +354,29 @@ class _Download:
                 algorithm = checksums.CRCS[check.algorithm]
                 per_part = [crc_of(algorithm, span) for span in plan.parts_by_span()]
                 self._composites[algorithm.name] = algorithm.composite(per_part)
+        if self._md5_ends:
+            joined = b"".join(bytes.fromhex(md5) for p in plan.parts for md5 in done[p.index]["md5"])
+            self._composites["md5"] = f"{hashlib.md5(joined).hexdigest()}-{len(self._md5_ends)}"
         return {algorithm.name: crc_of(algorithm, plan.parts) for algorithm in self._crcs}
 
     def _fetch_part(self, fd: int, part: Part, checkpoint: Checkpoint, pin: ObjectInfo, progress: Progress) -> None:
         state = self._fresh_state(part.start)
+        if self._md5_ends:  # the upload parts this range holds, each hashed from its first byte
+            ends = self._md5_ends
+            inside = ends[bisect.bisect_right(ends, part.start) : bisect.bisect_right(ends, part.end)]
+            state.update(md5=hashlib.md5(), md5s=[], md5_ends=inside)
 
         def attempt() -> None:
-            # A retry continues at the last byte written, with the CRC of the bytes before it.
+            # A retry continues at the last byte written, with the digests of the bytes before it.
             with self.hook.open_range(self.src.raw, state["pos"], part.end, pin) as reader:
                 self._copy(reader, fd, state, part.end, progress)
 
         self.opts.retry.run(attempt, what=f"{self.row.source}: part {part.index} (bytes {part.start}-{part.end - 1})")
         start_writeback(fd, part.start, part.size)
-        checkpoint.record(part.index, size=part.size, **dict(zip(self._names(), state["crcs"], strict=True)))
+        digests: dict[str, Any] = dict(zip(self._names(), state["crcs"], strict=True))
+        if "md5" in state:
+            digests["md5"] = state["md5s"]
+        checkpoint.record(part.index, size=part.size, **digests)
 
     def _fresh_state(self, pos: int) -> dict[str, Any]:
         """Where a worker is in its range, and the CRCs of the bytes before it."""
@@ -382,9 +416,25 @@ class _Download:
         crcs = state["crcs"]
         for i, algorithm in enumerate(self._crcs):
             crcs[i] = algorithm.update(view[:n], crcs[i])
+        if "md5" in state:
+            self._feed_md5(state, view[:n])
         state["pos"] += n
         progress.add(n)
         return n
+
+    @staticmethod
+    def _feed_md5(state: dict[str, Any], chunk: memoryview) -> None:
+        """Hash ``chunk`` (at ``state["pos"]``) into the current upload part's MD5, starting the
+        next one at each upload part's end."""
+        at = state["pos"]
+        while chunk:
+            end = state["md5_ends"][len(state["md5s"])]
+            take = min(len(chunk), end - at)
+            state["md5"].update(chunk[:take])
+            at, chunk = at + take, chunk[take:]
+            if at == end:
+                state["md5s"].append(state["md5"].hexdigest())
+                state["md5"] = hashlib.md5()
 
     def _copy_mapped(self, reader: Any, fd: int, state: dict[str, Any], end: int, progress: Progress) -> None:
         """Read the socket straight into the temp file's pages through a small mmap window.
@@ -471,11 +521,11 @@ class _Download:
         return self.row.finish(OK, "; ".join(notes))
 
     def _actual(self, check: Check, crcs: dict[str, int]) -> str:
-        """``check``'s digest of the downloaded bytes: from the CRCs computed while they streamed
+        """``check``'s digest of the downloaded bytes: from what was computed while they streamed
         when it is one of those, else by reading the temp file again."""
         if check.streamed and not check.per_part:
             return checksums.CRCS[check.algorithm].hex(crcs[check.algorithm])
-        if check.streamed and check.algorithm in self._composites:
+        if check.per_part and check.algorithm in self._composites:
             return self._composites[check.algorithm]
         return digest_of_file(self.tmp, check, self.opts.parallelism)
 

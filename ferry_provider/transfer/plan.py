@@ -29,11 +29,14 @@ class Part:
 class RangePlan:
     """Ranges of at most ``part_size`` bytes. With a ``layout`` (the sizes of the parts the object
     was uploaded in) no range crosses an upload part's boundary, so each upload part's checksum
-    can be combined from its ranges' checksums."""
+    can be combined from its ranges' checksums. With ``whole_parts`` too, each range is instead
+    one or more whole upload parts (as many as fit in ``part_size``), for digests that cannot be
+    combined and must see each upload part from its first byte to its last."""
 
     size: int
     part_size: int
     layout: tuple[int, ...] = ()
+    whole_parts: bool = False
 
     @property
     def spans(self) -> list[tuple[int, int]]:
@@ -49,6 +52,16 @@ class RangePlan:
         if self.size == 0:
             return [Part(0, 0, 0)]
         parts: list[Part] = []
+        if self.whole_parts and self.layout:
+            groups: list[tuple[int, int]] = []
+            start = end = 0
+            for span_start, span_end in self.spans:
+                if end > start and span_end - start > self.part_size:  # this upload part starts a new range
+                    groups.append((start, end))
+                    start = span_start
+                end = span_end
+            groups.append((start, end))
+            return [Part(index, s, e) for index, (s, e) in enumerate(groups)]
         for span_start, span_end in self.spans:
             for start in range(span_start, span_end, self.part_size):
                 parts.append(Part(len(parts), start, min(start + self.part_size, span_end)))
