@@ -21,7 +21,7 @@ from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
 from ferry_provider.transfer.download import DownloadOptions
 from ferry_provider.transfer.plan import MiB, RangePlan, choose_part_size
 from ferry_provider.transfer.retry import RetryPolicy
-from ferry_provider.transfer.verification import Check, choose_checks, digest_of_file, multipart_md5
+from ferry_provider.transfer.verification import Check, choose_checks, digest_of_file
 
 
 @pytest.mark.parametrize(
@@ -262,7 +262,7 @@ def test_multipart_etags_are_recognised_and_recomputed_from_a_file(tmp_path) -> 
     path.write_bytes(data)
     chunks = [data[: sizes[0]], data[sizes[0] : sizes[0] + sizes[1]], data[-1:]]
     want = hashlib.md5(b"".join(hashlib.md5(c).digest() for c in chunks)).hexdigest() + "-3"
-    assert multipart_md5(str(path), sizes, workers=3) == want
+    assert digest_of_file(str(path), Check("md5", want, tuple(sizes)), workers=3) == want
     assert digest_of_file(str(path), Check("md5", want, tuple(sizes))) == want
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +25,7 @@ from ferry_provider.transfer import crc_math
 
 log = logging.getLogger(__name__)
 
+FILE_HASH_BUFFER = 8 << 20  # per read when hashing a file
 CHECK_HASHES_MODES = ("if_fast_else_fail", "if_fast_else_skip", "always", "never")
 
 _crc32c_update: Callable[[bytes | bytearray | memoryview, int], int]
@@ -185,7 +188,29 @@ def file_digest(path: str, algorithm: str, start: int = 0, end: int | None = Non
     fd = os.open(path, os.O_RDONLY)
     try:
         stop = os.fstat(fd).st_size if end is None else end
-        buffer = memoryview(bytearray(8 << 20))
+        buffer = memoryview(bytearray(FILE_HASH_BUFFER))
         return hash_file_range(fd, start, stop, new_hasher(algorithm), buffer).hexdigest()
+    finally:
+        os.close(fd)
+
+
+def span_digests(path: str, algorithm: str, spans: Sequence[tuple[int, int]], workers: int = 1) -> list[str]:
+    """Hex digest of each ``[start, end)`` of the file at ``path``, in order.
+
+    One descriptor and one buffer per thread, ``workers`` spans at a time: awscrt, zlib and
+    hashlib release the GIL on large buffers, so the threads hash in parallel.
+    """
+    local = threading.local()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+
+        def digest(span: tuple[int, int]) -> str:
+            buffer = getattr(local, "buffer", None)
+            if buffer is None:
+                buffer = local.buffer = memoryview(bytearray(FILE_HASH_BUFFER))
+            return hash_file_range(fd, span[0], span[1], new_hasher(algorithm), buffer).hexdigest()
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(spans)))) as pool:
+            return list(pool.map(digest, spans))
     finally:
         os.close(fd)

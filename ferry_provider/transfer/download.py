@@ -40,7 +40,14 @@ from ferry_provider.transfer.plan import Part, RangePlan, choose_part_size
 from ferry_provider.transfer.pool import Stopped, run_parts
 from ferry_provider.transfer.progress import Progress, ProgressCallback
 from ferry_provider.transfer.retry import RetryPolicy
-from ferry_provider.transfer.verification import CALLER_DIGESTS, Check, Selection, choose_checks, digest_of_file
+from ferry_provider.transfer.verification import (
+    CALLER_DIGESTS,
+    Check,
+    Selection,
+    choose_checks,
+    digest_of_file,
+    multipart_etag,
+)
 from ferry_provider.transfer.writeback import start_writeback
 
 log = logging.getLogger("ferry_provider.transfer")
@@ -298,18 +305,25 @@ class _Download:
             if not checkpoint.written_this_boot:
                 log.info("%s: the tracker predates this boot; re-checking its parts on disk", self.dest)
             parts = plan.parts
-            for index, info in list(checkpoint.parts.items()):
-                part = parts[index] if index < len(parts) else None
-                if part is None or part.size != info.get("size") or self._crc_on_disk(part) != info.get("crc32c"):
-                    log.warning("%s: part %d failed re-verification; fetching it again", self.dest, index)
-                    checkpoint.forget(index)
+            fitting = [
+                parts[index]
+                for index, info in checkpoint.parts.items()
+                if index < len(parts) and parts[index].size == info.get("size")
+            ]
+            spans = [(part.start, part.end) for part in fitting]
+            on_disk = checksums.span_digests(self.tmp, "crc32c", spans, self.opts.parallelism)
+            good = {
+                part.index
+                for part, crc in zip(fitting, on_disk, strict=True)
+                if int(crc, 16) == checkpoint.parts[part.index].get("crc32c")
+            }
+            for index in [i for i in checkpoint.parts if i not in good]:
+                log.warning("%s: part %d failed re-verification; fetching it again", self.dest, index)
+                checkpoint.forget(index)
             checkpoint.vouch_for_parts()
         if checkpoint.parts:
             log.info("%s: resuming, %d part(s) already on disk", self.dest, len(checkpoint.parts))
         return len(checkpoint.parts)
-
-    def _crc_on_disk(self, part: Part) -> int:
-        return int(checksums.file_digest(self.tmp, "crc32c", part.start, part.end), 16)
 
     def _discard(self) -> None:
         for path in (self.tmp, self.tracker):
@@ -355,8 +369,9 @@ class _Download:
                 per_part = [crc_of(algorithm, span) for span in plan.parts_by_span()]
                 self._composites[algorithm.name] = algorithm.composite(per_part)
         if self._md5_ends:
-            joined = b"".join(bytes.fromhex(md5) for p in plan.parts for md5 in done[p.index]["md5"])
-            self._composites["md5"] = f"{hashlib.md5(joined).hexdigest()}-{len(self._md5_ends)}"
+            self._composites["md5"] = multipart_etag(
+                [bytes.fromhex(md5) for p in plan.parts for md5 in done[p.index]["md5"]]
+            )
         return {algorithm.name: crc_of(algorithm, plan.parts) for algorithm in self._crcs}
 
     def _fetch_part(self, fd: int, part: Part, checkpoint: Checkpoint, pin: ObjectInfo, progress: Progress) -> None:

@@ -51,7 +51,6 @@ class RangePlan:
     def parts(self) -> list[Part]:
         if self.size == 0:
             return [Part(0, 0, 0)]
-        parts: list[Part] = []
         if self.whole_parts and self.layout:
             groups: list[tuple[int, int]] = []
             start = end = 0
@@ -62,6 +61,7 @@ class RangePlan:
                 end = span_end
             groups.append((start, end))
             return [Part(index, s, e) for index, (s, e) in enumerate(groups)]
+        parts: list[Part] = []
         for span_start, span_end in self.spans:
             for start in range(span_start, span_end, self.part_size):
                 parts.append(Part(len(parts), start, min(start + self.part_size, span_end)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ferry_provider.hooks.base import ObjectInfo
@@ -107,26 +106,16 @@ def _fast_enough(checks: list[Check], mode: str, url: str) -> Selection:
 
 
 def digest_of_file(path: str, check: Check, workers: int = 1) -> str:
-    """``check``'s kind of digest, computed from the file at ``path``."""
+    """``check``'s kind of digest, computed from the file at ``path`` (per-part values with
+    ``workers`` threads)."""
     if not check.per_part:
         return checksums.file_digest(path, check.algorithm)
+    digests = checksums.span_digests(path, check.algorithm, layout_spans(check.part_sizes), workers)
     if check.streamed:
-        spans = layout_spans(check.part_sizes)
-        part_crcs = [int(checksums.file_digest(path, check.algorithm, *span), 16) for span in spans]
-        return checksums.CRCS[check.algorithm].composite(part_crcs)
-    return multipart_md5(path, check.part_sizes, workers)
+        return checksums.CRCS[check.algorithm].composite([int(d, 16) for d in digests])
+    return multipart_etag([bytes.fromhex(d) for d in digests])
 
 
-def multipart_md5(path: str, part_sizes: Sequence[int], workers: int = 1) -> str:
-    """An S3 multipart ETag computed from the file: ``<md5 of the parts' MD5 digests>-<N>``.
-
-    MD5 cannot be combined like a CRC, so each part is hashed from the file on its own; hashlib
-    releases the GIL on large buffers, so ``workers`` threads hash parts in parallel.
-    """
-
-    def part_md5(span: tuple[int, int]) -> bytes:
-        return bytes.fromhex(checksums.file_digest(path, "md5", *span))
-
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(part_sizes)))) as pool:
-        digests = list(pool.map(part_md5, layout_spans(part_sizes)))
-    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(part_sizes)}"
+def multipart_etag(part_md5s: Sequence[bytes]) -> str:
+    """S3's multipart ETag from its parts' MD5 digests: ``<md5 of them, joined>-<N>``."""
+    return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
