@@ -10,6 +10,7 @@ import zlib
 
 import awscrt.checksums
 import pytest
+from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException
 
 from ferry_provider.hooks.factory import hook_for
@@ -17,7 +18,8 @@ from ferry_provider.hooks.gcs import FerryGCSHook
 from ferry_provider.hooks.s3 import FerryS3Hook
 from ferry_provider.sensors.artifact import FerryArtifactSensor
 from ferry_provider.transfer.artifact_check import INVALID, OKAY, WAITING, ArtifactCheck
-from ferry_provider.transfer.manifest import ManifestRow, append_rows
+from ferry_provider.transfer.download import DownloadOptions, download
+from ferry_provider.transfer.manifest import ERROR, OK, ManifestRow, TransferError, append_rows
 from ferry_provider.triggers.artifact import FerryArtifactTrigger
 from tests.conftest import GCS_CONN, S3_CONN, make_gcs_bucket, make_s3_bucket, run_dag
 from tests.stores import crc32c_hex, unique_prefix
@@ -129,6 +131,40 @@ def test_manifest_row_gates(store, tmp_path) -> None:
     wrong = str(tmp_path / "wrong.csv")
     append_rows(wrong, [ManifestRow("/src", url, "t", crc32c="00000000").finish("OK")])
     assert check(url, conn, manifest=wrong).run(hook_for).state == INVALID
+
+
+def test_download_manifest_rows_gate_their_source(seaweedfs, tmp_path) -> None:
+    """A download's row names the watched object as its source (s3://b/k fetched to a local path)."""
+    make_s3_bucket(seaweedfs, BUCKET)
+    hook = FerryS3Hook(S3_CONN)
+    data = os.urandom(3 << 20)
+    url = f"s3://{BUCKET}/{unique_prefix()}fetched.bin"
+    hook.put(url, data, crc32c=crc32c_hex(data))
+    manifest = str(tmp_path / "downloads.csv")
+    with pytest.raises(TransferError) as failed:  # a real failed download of the object: an error row
+        download(hook, url, str(tmp_path / "short.bin"), DownloadOptions(expected_size=1))
+    assert (failed.value.row.source, failed.value.row.result) == (url, ERROR)
+    append_rows(manifest, [failed.value.row])
+    watch = check(url, S3_CONN, manifest=manifest)
+    rejected = watch.run(hook_for)
+    assert rejected.state == WAITING and f"no OK row for {url}" in rejected.reason
+    sensor = FerryArtifactSensor(task_id="s", url=url, conn_id=S3_CONN, manifest=manifest)
+    assert sensor.poke({}) is False
+
+    dest = str(tmp_path / "fetched.bin")
+    row = download(hook, url, dest)
+    assert (row.source, row.destination, row.result, row.crc32c) == (url, dest, OK, crc32c_hex(data))
+    append_rows(manifest, [row])
+    accepted = watch.run(hook_for)
+    assert accepted.state == OKAY and accepted.objects[0]["url"] == url
+    poked = sensor.poke({})
+    assert isinstance(poked, PokeReturnValue) and poked.is_done
+    # The same row also vouches for the downloaded file, its destination, however the path is spelt.
+    assert check("file://" + dest, None, manifest=manifest).run(hook_for).state == OKAY
+    # An OK row that disagrees with the object's CRC32C still fails, whichever end matched.
+    stale = str(tmp_path / "stale.csv")
+    append_rows(stale, [ManifestRow(url, dest, "t", crc32c="00000000").finish(OK)])
+    assert check(url, S3_CONN, manifest=stale).run(hook_for).state == INVALID
 
 
 def test_sha256_streaming_is_capped() -> None:

@@ -23,7 +23,8 @@ class FerryArtifactSensor(BaseSensorOperator):
 
     Beyond existence: ``expected_size`` / ``min_size``, ``expected_digests`` (crc32c, crc32,
     crc64nvme, md5, sha256 — streamed when the store keeps none, up to ``sha256_max_bytes``), ``manifest`` (an
-    ``OK`` row for each object in a Ferry manifest CSV), ``stable_checks`` (size and ETag
+    ``OK`` row naming each object as its source or destination in a Ferry manifest CSV, so both upload and
+    download manifests serve), ``stable_checks`` (size and ETag
     unchanged over that many consecutive checks), ``marker`` (e.g. ``_SUCCESS``) and
     ``min_count`` for prefixes and globs. A present but wrong object fails the task at once
     with expected and actual values, unless ``wait_for_valid``. The validated objects' info is

@@ -20,6 +20,7 @@ from typing import Any
 
 from ferry_provider.hooks.base import ObjectInfo, StorageHook
 from ferry_provider.hooks.errors import InvalidArgumentError, NotFoundError
+from ferry_provider.hooks.url import parse_url, redact
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.manifest import OK, SKIP
 
@@ -102,7 +103,7 @@ class ArtifactCheck:
             if problem:
                 return self._invalid(problem, observation)
             if rows is not None:
-                row = rows.get(info.url)
+                row = rows.get(_identity(info.url))
                 if row is None:
                     return CheckResult(
                         WAITING, f"no OK row for {info.url} in manifest {self.manifest}", observation=observation
@@ -169,15 +170,39 @@ class ArtifactCheck:
                 hasher.update(buffer[:n])
         return hasher.hexdigest()
 
-    def _manifest_rows(self, hook_for: HookFactory) -> dict[str, dict[str, str]]:
-        """Rows with result OK or skip, by destination (uploads) and by source (downloads)."""
+    def _manifest_rows(self, hook_for: HookFactory) -> dict[tuple[str, str, str], dict[str, str]]:
+        """Rows with result OK or skip, under both their source and their destination.
+
+        The watched object may be either end of a row: the destination of an upload (or copy),
+        the source of a download (``s3://b/k`` fetched to a local path). A later row for the same
+        object replaces an earlier one.
+        """
         assert self.manifest is not None
         try:
             text = hook_for(self.manifest, self.manifest_conn_id).read_bytes(self.manifest).decode()
         except NotFoundError:
             return {}
-        rows: dict[str, dict[str, str]] = {}
+        rows: dict[tuple[str, str, str], dict[str, str]] = {}
         for row in csv.DictReader(io.StringIO(text)):
-            if row.get("result") in (OK, SKIP):
-                rows[row.get("destination", "")] = row
+            if row.get("result") not in (OK, SKIP):
+                continue
+            for end in ("source", "destination"):
+                key = _identity(row.get(end) or "")
+                if key is not None:
+                    rows[key] = row
         return rows
+
+
+def _identity(url: str) -> tuple[str, str, str] | None:
+    """What an object URL names, so spellings of one object compare equal: a manifest keeps a
+    download's destination as an absolute path and a source without credentials, while the sensor
+    may be given ``file://``, relative or credentialed forms. None for what names no object."""
+    if not url:
+        return None
+    try:
+        parsed = parse_url(url)
+    except InvalidArgumentError:
+        return None
+    if parsed.scheme in ("http", "https"):
+        return parsed.scheme, "", redact(parsed.raw)
+    return parsed.scheme, parsed.bucket, parsed.key
