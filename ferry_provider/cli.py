@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +23,36 @@ CONN_HELP = (
     "an Airflow connection id; without it Airflow is not loaded and the store's own environment "
     "settings apply (AWS_* and AWS_ENDPOINT_URL, Google ADC and STORAGE_EMULATOR_HOST, no HTTP credentials)"
 )
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {text}")
+    return value
+
+
+def file_mode(text: str) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r} (example: 0644)") from None
+    if not 0 <= value <= 0o7777:
+        raise argparse.ArgumentTypeError(f"not a permission mode: {text!r}")
+    return value
 
 
 def parse_size(text: str) -> int:
@@ -54,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("source")
     cp.add_argument("destination")
     cp.add_argument("--conn", default=None, help=CONN_HELP + " (for the remote side)")
-    cp.add_argument("--parallelism", "-j", type=int, default=None, help="default: 2 per core, 4-16")
+    cp.add_argument("--parallelism", "-j", type=positive_int, default=None, help="default: 2 per core, 4-16")
     cp.add_argument("--part-size", type=parse_size, default=None, help="e.g. 16MiB (default: adaptive)")
     cp.add_argument(
         "--check-hashes",
@@ -65,17 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--no-resume", action="store_true", help="ignore and discard partial data")
     cp.add_argument(
         "--verify-on-resume",
-        action="store_true",
-        help="re-hash reused parts before trusting them (always done after a reboot)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="re-hash the parts a resume reuses before trusting them (default: on; always done after a reboot)",
     )
     cp.add_argument("--restart-on-change", action="store_true", help="start over once if the source changes")
     cp.add_argument(
         "--expected-digest", action="append", default=[], metavar="ALGO=HEX", help="e.g. sha256=ab12...; repeatable"
     )
-    cp.add_argument("--expected-size", type=int, default=None)
-    cp.add_argument("--state-dir", default=None, help="keep tracker files here")
-    cp.add_argument("--content-type", default=None, help="uploads: the object's content type")
-    cp.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="uploads; repeatable")
+    cp.add_argument("--expected-size", type=int, default=None, help="the source must have exactly this many bytes")
+    cp.add_argument("--state-dir", default=None, help="keep tracker files here (an existing directory)")
+    cp.add_argument("--content-type", default=None, help="uploads only: the object's content type")
+    cp.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="uploads only; repeatable")
+    cp.add_argument(
+        "--mode", type=file_mode, default=None, help="downloads only: the file's mode, e.g. 0640 (default: the umask)"
+    )
+    for command in (stat, cp):
+        command.add_argument("--connect-timeout", type=seconds, default=None, help="seconds (default 10)")
+        command.add_argument(
+            "--read-timeout", type=seconds, default=None, help="seconds without a byte before an attempt fails (30)"
+        )
     cp.add_argument("--json", action="store_true", help="print the manifest row as JSON")
     cp.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
@@ -99,69 +139,102 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
+def _digests(items: list[str]) -> dict[str, str]:
+    return {k.lower(): v.lower() for k, v in _pairs(items, "--expected-digest").items()}
+
+
 def _stat(args: argparse.Namespace) -> int:
     from ferry_provider.hooks.factory import store_for
 
-    info = store_for(args.url, args.conn).head(args.url)
+    store = store_for(args.url, args.conn, connect_timeout=args.connect_timeout, read_timeout=args.read_timeout)
+    info = store.head(args.url)
     print(json.dumps(info.to_dict(), sort_keys=True))
     return 0
 
 
 def _cp(args: argparse.Namespace) -> int:
     from ferry_provider.hooks.errors import InvalidArgumentError
-    from ferry_provider.hooks.factory import store_for
     from ferry_provider.hooks.url import parse_url
-    from ferry_provider.transfer.download import DownloadOptions, default_parallelism, download
 
     if not parse_url(args.destination).is_local:
         if not parse_url(args.source).is_local:
             raise InvalidArgumentError(
                 "copies between two remote stores are not supported yet: one side of ferry cp must be local"
             )
+        _refuse(args, "uploads", mode="--mode")
         return _upload(args)
-    digests = {k.lower(): v.lower() for k, v in _pairs(args.expected_digest, "--expected-digest").items()}
-    options = DownloadOptions(
-        parallelism=args.parallelism or default_parallelism(),
-        part_size=args.part_size,
-        check_hashes=args.check_hashes,
-        no_clobber=args.no_clobber,
-        resume=not args.no_resume,
-        verify_on_resume=args.verify_on_resume,
-        restart_on_change=args.restart_on_change,
-        expected_digests=digests,
-        expected_size=args.expected_size,
-        state_dir=args.state_dir,
+    _refuse(args, "downloads", content_type="--content-type", metadata="--metadata")
+    return _download(args)
+
+
+def _refuse(args: argparse.Namespace, direction: str, **flags: str) -> None:
+    """Options with no meaning in this direction are an error, never silently ignored."""
+    from ferry_provider.hooks.errors import InvalidArgumentError
+
+    for attribute, flag in flags.items():
+        if getattr(args, attribute) not in (None, []):
+            raise InvalidArgumentError(f"{flag} does not apply to {direction}")
+
+
+def _common_options(args: argparse.Namespace) -> dict[str, object]:
+    """The options that mean the same in every direction."""
+    from ferry_provider.transfer.options import default_parallelism
+
+    return {
+        "parallelism": args.parallelism or default_parallelism(),
+        "part_size": args.part_size,
+        "check_hashes": args.check_hashes,
+        "no_clobber": args.no_clobber,
+        "resume": not args.no_resume,
+        "verify_on_resume": args.verify_on_resume,
+        "restart_on_change": args.restart_on_change,
+        "expected_digests": _digests(args.expected_digest),
+        "expected_size": args.expected_size,
+        "state_dir": args.state_dir,
+    }
+
+
+def _store(args: argparse.Namespace, url: str, parallelism: int) -> object:
+    from ferry_provider.hooks.factory import store_for
+
+    return store_for(
+        url,
+        args.conn,
+        max_connections=parallelism,
+        connect_timeout=args.connect_timeout,
+        read_timeout=args.read_timeout,
     )
-    hook = store_for(args.source, args.conn, max_connections=options.parallelism)
-    return _report(args, lambda: download(hook, args.source, args.destination, options))
+
+
+def _download(args: argparse.Namespace) -> int:
+    from ferry_provider.transfer.download import DownloadOptions, download
+
+    options = DownloadOptions(**_common_options(args), file_mode=args.mode)  # type: ignore[arg-type]
+    hook = _store(args, args.source, options.parallelism)
+    return _report(args, lambda: download(hook, args.source, args.destination, options))  # type: ignore[arg-type]
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from ferry_provider.hooks.factory import store_for
-    from ferry_provider.transfer.download import default_parallelism
     from ferry_provider.transfer.upload import UploadOptions, upload
 
     options = UploadOptions(
-        parallelism=args.parallelism or default_parallelism(),
-        part_size=args.part_size,
+        **_common_options(args),  # type: ignore[arg-type]
         content_type=args.content_type,
         metadata=_pairs(args.metadata, "--metadata"),
-        no_clobber=args.no_clobber,
-        resume=not args.no_resume,
-        state_dir=args.state_dir,
     )
-    hook = store_for(args.destination, args.conn, max_connections=options.parallelism)
-    return _report(args, lambda: upload(hook, args.source, args.destination, options))
+    hook = _store(args, args.destination, options.parallelism)
+    return _report(args, lambda: upload(hook, args.source, args.destination, options))  # type: ignore[arg-type]
 
 
 def _report(args: argparse.Namespace, transfer: Callable[[], ManifestRow]) -> int:
     """Run one transfer; print its manifest row (JSON with --json), the error row too."""
+    from ferry_provider.transfer.interrupt import Interrupted
     from ferry_provider.transfer.manifest import TransferError
 
     try:
         row = transfer()
-    except TransferError as exc:
-        if args.json:
+    except (TransferError, Interrupted) as exc:
+        if args.json and exc.row is not None:
             print(json.dumps(exc.row.to_dict(), sort_keys=True))
         raise
     if args.json:
@@ -181,6 +254,10 @@ def _cleanup(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InvalidArgumentError(f"--older-than: {exc}") from None
     hook = store_for(args.url, args.conn)
+    if not (hook.capabilities.multipart_upload or hook.capabilities.composite_upload):
+        raise InvalidArgumentError(
+            f"{args.url}: ferry cleanup removes unfinished uploads from s3:// and gs:// stores; this store has none"
+        )
     leftovers = find_leftovers(hook, args.url, age)
     for item in leftovers:
         print(
@@ -219,8 +296,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ferry_log.setLevel(logging.WARNING if quiet else logging.INFO)
     logging.getLogger("airflow").setLevel(logging.WARNING)
 
+    from ferry_provider.transfer.interrupt import Interrupted, raise_on_signals
+
+    raise_on_signals()
     try:
         return {"stat": _stat, "cp": _cp, "cleanup": _cleanup}[args.command](args)
+    except Interrupted as exc:
+        row = exc.row
+        detail = row.description if row is not None else str(exc)
+        print(f"ferry: {args.command} stopped: {detail}", file=sys.stderr)
+        # Exit now: threads still blocked on a socket would otherwise hold the exit until their
+        # read ends. What a rerun needs is already on disk (tracker, temp file, upload id).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.exit_code)
     except InvalidArgumentError as exc:
         print(f"ferry: error: {exc}", file=sys.stderr)
         return 2

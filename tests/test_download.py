@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from boto3.s3.transfer import TransferConfig
 from ferry_provider.hooks.digests import b64_to_hex
 from ferry_provider.hooks.errors import ChecksumMismatchError, SourceChangedError
 from ferry_provider.hooks.s3 import FerryS3Hook
-from ferry_provider.transfer.checkpoint import current_boot
+from ferry_provider.transfer.checkpoint import Checkpoint, current_boot
 from ferry_provider.transfer.download import DownloadOptions, download
 from ferry_provider.transfer.manifest import ERROR, OK, SKIP, TransferError
 from ferry_provider.transfer.retry import RetryPolicy
@@ -316,12 +315,14 @@ def test_per_part_md5s_survive_in_the_tracker_for_a_resume(s3_proxy, tmp_path) -
     proxy.faults.error_status, proxy.faults.error_times, proxy.faults.error_after_requests = 503, 1000, 3
     with pytest.raises(TransferError):
         download(via_proxy, url, str(dest), opts(parallelism=1))
-    tracker = json.loads(next(tmp_path.glob("*.ferry-tracker*")).read_text())
-    assert [[len(md5) for md5 in p["md5"]] for p in tracker["parts"].values()] == [[32], [32]]
+    tracker = Checkpoint.peek(str(next(tmp_path.glob("*.ferry-tracker"))))
+    assert [[len(md5) for md5 in p["md5"]] for p in tracker.parts.values()] == [[32], [32]]
     proxy.reset()
     row = download(via_proxy, url, str(dest), opts(parallelism=1))
     assert dest.read_bytes() == data
-    assert row.description == "verified size and md5 of 3 parts (multipart ETag); resumed: 2 part(s) reused"
+    assert row.description == (
+        "verified size and md5 of 3 parts (multipart ETag); resumed: 2 part(s) reused (re-hashed on disk)"
+    )
     assert row.bytes_transferred == COMPOSITE_SIZES[2]
 
 
@@ -432,7 +433,7 @@ def test_sigkill_mid_download_then_resume_fetches_only_the_missing_parts(s3_prox
     while time.monotonic() < deadline:
         if tracker.exists():
             try:
-                done_parts = json.loads(tracker.read_text())["parts"]
+                done_parts = Checkpoint.peek(str(tracker)).parts
             except ValueError:
                 done_parts = {}
             if len(done_parts) >= 3:
@@ -443,7 +444,7 @@ def test_sigkill_mid_download_then_resume_fetches_only_the_missing_parts(s3_prox
     assert len(done_parts) >= 3, child.stderr.read().decode()
     assert not dest.exists()
     assert oct(tracker.stat().st_mode & 0o777) == "0o600"
-    done_parts = json.loads(tracker.read_text())["parts"]  # as the killed process left it
+    done_parts = Checkpoint.peek(str(tracker)).parts  # as the killed process left it
     time.sleep(1.5)  # let the dead client's requests all reach the proxy: reset() then disowns them
     proxy.reset()
     row = download(via_proxy, url, str(dest), opts(part_size=part, parallelism=2))
@@ -459,14 +460,14 @@ def leave_damaged_resume_state(hook: FerryS3Hook, url: str, data: bytes, dest, b
     was damaged on disk."""
     pin = hook.head(url)
     identity = {"source": url, "size": pin.size, "etag": pin.etag, "version": pin.version, "part_size": PART}
-    state = {"format": 1, "identity": identity, "parts": {}, "extra": {}, "boot": boot}
     damaged = bytearray(data)
     damaged[PART + 5] ^= 0xFF
     (dest.parent / f"{dest.name}.ferry-tmp").write_bytes(bytes(damaged))
+    parts = {}
     for i in range(4):
         chunk = data[i * PART : (i + 1) * PART]
-        state["parts"][str(i)] = {"crc32c": int(crc32c_hex(chunk), 16), "size": len(chunk)}
-    (dest.parent / f"{dest.name}.ferry-tracker").write_text(json.dumps(state))
+        parts[i] = {"crc32c": int(crc32c_hex(chunk), 16), "size": len(chunk)}
+    Checkpoint(str(dest.parent / f"{dest.name}.ferry-tracker"), identity, parts, boot=boot).save()
 
 
 def test_verify_on_resume_refetches_a_damaged_part(s3_proxy, tmp_path) -> None:
@@ -503,8 +504,8 @@ def test_verify_on_resume_follows_an_uneven_part_layout(s3_proxy, tmp_path) -> N
     proxy.faults.error_status, proxy.faults.error_times, proxy.faults.error_after_requests = 503, 1000, 6
     with pytest.raises(TransferError):
         download(via_proxy, url, str(dest), opts(part_size=2 * MiB, parallelism=1))
-    done = json.loads((tmp_path / "layout.bin.ferry-tracker").read_text())["parts"]
-    assert sorted(done) == ["0", "1", "2", "3", "4"]
+    done = Checkpoint.peek(str(tmp_path / "layout.bin.ferry-tracker")).parts
+    assert sorted(done) == [0, 1, 2, 3, 4]
     with open(tmp_path / "layout.bin.ferry-tmp", "r+b") as tmp:  # damage range 3, which starts at 5 MiB
         tmp.seek(5 * MiB + 10)
         tmp.write(bytes([data[5 * MiB + 10] ^ 0xFF]))

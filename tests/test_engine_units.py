@@ -21,6 +21,7 @@ from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
 from ferry_provider.transfer.download import DownloadOptions
 from ferry_provider.transfer.plan import MiB, RangePlan, choose_part_size
 from ferry_provider.transfer.retry import RetryPolicy
+from ferry_provider.transfer.upload import UploadOptions
 from ferry_provider.transfer.verification import Check, choose_checks, digest_of_file
 
 
@@ -42,7 +43,7 @@ def test_part_size_respects_store_limits() -> None:
     big = 5 * (1 << 40)
     part = choose_part_size(big, 8, requested=64 * MiB, max_parts=10_000, max_part=5 << 30)
     assert -(-big // part) <= 10_000 and part % MiB == 0
-    with pytest.raises(ValueError, match=r"part_size 1048576 is below the store's minimum part size 5242880"):
+    with pytest.raises(ValueError, match=r"part_size 1048576 is below the store.s minimum part size of 5242880 bytes"):
         choose_part_size(100 * MiB, 8, requested=MiB, min_part=5 * MiB)
     # A requested size below the minimum is fine when the whole object fits in one part.
     assert choose_part_size(512 * 1024, 8, requested=MiB, min_part=5 * MiB) == MiB
@@ -151,7 +152,7 @@ def test_checkpoint_round_trip_and_identity_mismatch(tmp_path) -> None:
     with open(path, "w") as f:
         f.write("{not json")
     assert Checkpoint.load(path, identity).parts == {}
-    assert [n for n in os.listdir(tmp_path) if n.startswith(".ferry-tracker-")] == []  # no temp left
+    assert sorted(os.listdir(tmp_path)) == ["t.ferry-tracker"]  # no temp file left beside it
 
 
 def test_checkpoint_remembers_its_boot_until_its_parts_are_vouched_for(tmp_path) -> None:
@@ -159,10 +160,8 @@ def test_checkpoint_remembers_its_boot_until_its_parts_are_vouched_for(tmp_path)
     identity = {"source": "s3://b/k", "size": 10, "etag": "e1", "version": None, "part_size": 4}
     Checkpoint.load(path, identity).record(0, crc32c=123, size=4)
     assert Checkpoint.load(path, identity).written_this_boot
-    with open(path) as f:
-        saved = json.load(f)
-    with open(path, "w") as f:
-        json.dump({**saved, "boot": "an-earlier-boot"}, f)
+    saved = Checkpoint.load(path, identity)
+    Checkpoint(path, identity, saved.parts, boot="an-earlier-boot").save()
     old = Checkpoint.load(path, identity)
     assert not old.written_this_boot
     old.forget(0)  # saving while still suspect keeps the earlier boot
@@ -207,17 +206,27 @@ def test_retry_policy_honours_retry_after_and_gives_up_with_a_count() -> None:
     assert len(calls) == before + 1  # not retried
 
 
+@pytest.mark.parametrize("options", [DownloadOptions, UploadOptions])
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"check_hashes": "sometimes"}, "check_hashes must be one of"),
-        ({"parallelism": 0}, "parallelism must be >= 1"),
+        ({"parallelism": 0}, "parallelism must be a whole number >= 1, got 0"),
+        ({"part_size": 0}, "part_size must be a positive number of bytes, got 0"),
+        ({"expected_size": -5}, "expected_size must be a number of bytes >= 0, got -5"),
         ({"expected_digests": {"whirlpool": "00"}}, "unsupported algorithm"),
+        ({"expected_digests": {"md5": "xyz"}}, r"expected_digests\['md5'\] must be a hex digest"),
+        ({"expected_digests": {"md5": "00"}, "check_hashes": "never"}, "cannot be checked with check_hashes='never'"),
+        (
+            {"state_dir": "/nonexistent/ferry"},
+            "state_dir '/nonexistent/ferry' is not an existing directory",
+        ),
     ],
 )
-def test_download_options_reject_bad_values(kwargs: dict, message: str) -> None:
-    with pytest.raises((InvalidArgumentError, ValueError), match=message):
-        DownloadOptions(**kwargs)
+def test_options_reject_bad_values_in_every_direction(options: type, kwargs: dict, message: str) -> None:
+    """Every option is validated the same way for downloads and uploads, naming the option."""
+    with pytest.raises(InvalidArgumentError, match=message):
+        options(**kwargs)
 
 
 def test_manifest_csv_escapes_newlines(tmp_path) -> None:

@@ -232,6 +232,8 @@ def test_local_listing_skips_ferry_work_files(tmp_path) -> None:
         "src.bin.0123.ferry-upload-tracker",
         "out.bin.ferry-put-abc",
         ".ferry-tracker-xyz",
+        "data.bin.ferry-lock",
+        "data.bin.ferry-tracker.new",
     ]:
         (tmp_path / name).write_bytes(b"x")
     assert [os.path.basename(i.url) for i in FerryLocalHook().list(str(tmp_path) + "/")] == ["data.bin"]

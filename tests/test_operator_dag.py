@@ -24,7 +24,7 @@ def test_airflow_retry_resumes_from_the_tracker(airflow_db, s3_proxy, tmp_path, 
     ti = run.get_task_instance("download")
     row = ti.xcom_pull(task_ids="download")
     assert row["result"] == "OK"
-    assert row["description"] == "verified size and crc32c; resumed: 3 part(s) reused"
+    assert row["description"] == "verified size and crc32c; resumed: 3 part(s) reused (re-hashed on disk)"
     assert row["bytes_transferred"] == 5 * MiB
     assert row["crc32c"] == crc32c_hex(data)
     assert dest.read_bytes() == data

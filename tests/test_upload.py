@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from ferry_provider.hooks.errors import PreconditionFailedError
+from ferry_provider.hooks.errors import InvalidArgumentError, PreconditionFailedError
 from ferry_provider.hooks.gcs import FerryGCSHook
 from ferry_provider.hooks.s3 import FerryS3Hook
+from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.cleanup import find_leftovers, remove_leftovers
 from ferry_provider.transfer.manifest import OK, SKIP, TransferError
 from ferry_provider.transfer.retry import RetryPolicy
@@ -136,8 +137,9 @@ def test_bad_sources(seaweedfs, tmp_path, setup: str, message: str) -> None:
 def test_part_size_below_the_store_minimum_names_both_values(seaweedfs, tmp_path) -> None:
     make_s3_bucket(seaweedfs, BUCKET)
     src = write(tmp_path, os.urandom(3 * MiB))
-    with pytest.raises(ValueError, match="part_size 1048576 is below the store's minimum part size 5242880"):
+    with pytest.raises(TransferError, match="part_size 1048576 is below the store's minimum part size of 5242880") as e:
         upload(FerryS3Hook(S3_CONN), src, f"s3://{BUCKET}/x", opts(part_size=MiB))
+    assert isinstance(e.value.cause, InvalidArgumentError) and e.value.row.result == "error"  # the CLI's exit 2
 
 
 # -- faults -----------------------------------------------------------------------------------
@@ -224,7 +226,7 @@ def test_sigkill_then_rerun_sends_only_the_missing_parts(s3_proxy, tmp_path) -> 
         if found:
             tracker = tmp_path / found[0]
             try:
-                if len(json.loads(tracker.read_text())["parts"]) >= 3:
+                if len(Checkpoint.peek(str(tracker)).parts) >= 3:
                     break
             except ValueError:
                 pass
@@ -232,8 +234,8 @@ def test_sigkill_then_rerun_sends_only_the_missing_parts(s3_proxy, tmp_path) -> 
     child.send_signal(signal.SIGKILL)
     child.wait(10)
     assert tracker is not None, child.stderr.read().decode()
-    state = json.loads(tracker.read_text())
-    done = {int(i) for i in state["parts"]}
+    state = Checkpoint.peek(str(tracker))
+    done = set(state.parts)
     assert len(done) >= 3 and oct(tracker.stat().st_mode & 0o777) == "0o600"
     time.sleep(1.5)  # the dead client's in-flight PUTs still drain through the proxy's delay
     proxy.reset()
@@ -244,7 +246,7 @@ def test_sigkill_then_rerun_sends_only_the_missing_parts(s3_proxy, tmp_path) -> 
         if r.method == "PUT" and "partNumber=" in r.path
     )
     assert sent == [n + 1 for n in range(10) if n not in done]  # only the missing parts went up
-    assert row.upload_id == state["extra"]["upload_id"] and f"resumed: {len(done)} part(s)" in row.description
+    assert row.upload_id == state.extra["upload_id"] and f"resumed: {len(done)} part(s)" in row.description
     assert direct.read_bytes(url) == data and direct.head(url).crc32c == crc32c_hex(data)
     assert list(direct.list_multipart_uploads(prefix)) == []
     assert not tracker.exists()

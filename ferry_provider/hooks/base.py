@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol, Self
@@ -25,6 +25,21 @@ from ferry_provider.hooks.errors import (
 from ferry_provider.hooks.url import ObjectURL, parse_url
 
 Body = bytes | bytearray | memoryview | BinaryIO
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+# Long enough for a loaded store's first byte, short enough that a stalled connection costs one
+# retry attempt in half a minute rather than a minute (boto3's and requests' usual 60 s).
+DEFAULT_READ_TIMEOUT = 30.0
+
+
+def _seconds(value: object, name: str) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0 < seconds < 86400:
+        raise InvalidArgumentError(f"{name} must be between 0 and 86400 seconds, got {value!r}")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,13 @@ class ObjectInfo:
     checksum_type: str | None = None
     multipart_md5: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pinnable(self) -> bool:
+        """Whether reads can be tied to this version: a version id, a strong ETag or a date.
+        Without one, ranges read at different moments may come from different versions."""
+        strong_etag = bool(self.etag) and not str(self.etag).startswith("W/")
+        return bool(self.version) or strong_etag or self.last_modified is not None
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict (datetimes as ISO 8601)."""
@@ -243,6 +265,21 @@ class StorageHook(ABC):
     schemes: tuple[str, ...] = ()
     # Said when a store finds no credentials of its own, e.g. "using boto3's default chain".
     credential_fallback: str = "using credentials from the environment"
+    # Set by the caller (CLI flags, operator arguments) before the first request; None leaves
+    # the connection's extras (``connect_timeout``, ``read_timeout``), then the defaults.
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+
+    def timeouts(self, extra: Mapping[str, Any]) -> tuple[float, float]:
+        """(connect, read) seconds: the caller's, else the connection extra's, else the defaults.
+
+        The read timeout bounds each wait for bytes; a stall past it fails that attempt, which the
+        retry policy counts once like any other transient failure."""
+        from ferry_provider.hooks.connection import extra_value
+
+        connect = self.connect_timeout or extra_value(extra, "connect_timeout") or DEFAULT_CONNECT_TIMEOUT
+        read = self.read_timeout or extra_value(extra, "read_timeout", "timeout") or DEFAULT_READ_TIMEOUT
+        return _seconds(connect, "connect_timeout"), _seconds(read, "read_timeout")
 
     # -- configuration ----------------------------------------------------------------------
     # A bare store (the CLI without --conn, benchmarks) takes its settings from the environment

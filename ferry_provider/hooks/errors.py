@@ -7,13 +7,27 @@ Messages name the URL or connection and never carry credentials.
 
 from __future__ import annotations
 
+import re
+
+# user:password@ inside any URL (an endpoint_url, a proxy, an HTTP source): client libraries
+# quote such URLs in their messages, and those messages end up in Ferry's. Secrets often hold
+# '/' or '+' unescaped, so all up to an '@' counts: scrubbing too much beats printing a secret.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s@\"'<>]+@")
+
+
+def scrub(text: str) -> str:
+    """``text`` with any credentials inside URLs replaced by ``***``."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
 
 class FerryError(Exception):
-    """Base class: a storage operation failed. ``url`` names the object or prefix concerned."""
+    """Base class: a storage operation failed. ``url`` names the object or prefix concerned.
+
+    Messages and URLs are scrubbed of URL credentials here, once, for every error Ferry raises."""
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
-        super().__init__(message)
-        self.url = url
+        super().__init__(scrub(str(message)))
+        self.url = scrub(url) if url else url
 
 
 class InvalidArgumentError(FerryError, ValueError):

@@ -30,16 +30,40 @@ def _class(url: str | ObjectURL, airflow: bool) -> type[StorageHook]:
     return getattr(importlib.import_module(f"ferry_provider.hooks.{module}_store"), store)
 
 
-def hook_for(url: str | ObjectURL, conn_id: str | None = None, *, max_connections: int = 16) -> StorageHook:
-    """The Airflow hook for ``url``: ``conn_id`` when given, else the store's default connection."""
+def hook_for(
+    url: str | ObjectURL,
+    conn_id: str | None = None,
+    *,
+    max_connections: int = 16,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
+) -> StorageHook:
+    """The Airflow hook for ``url``: ``conn_id`` when given, else the store's default connection.
+    Timeouts given here win over the connection's extras."""
     cls = _class(url, airflow=True)
-    if conn_id is None:
-        return cls(max_connections=max_connections)  # type: ignore[call-arg]
-    return cls(conn_id, max_connections=max_connections)  # type: ignore[call-arg]
+    args = () if conn_id is None else (conn_id,)
+    hook = cls(*args, max_connections=max_connections)  # type: ignore[call-arg]
+    return _with_timeouts(hook, connect_timeout, read_timeout)
 
 
-def store_for(url: str | ObjectURL, conn_id: str | None = None, *, max_connections: int = 16) -> StorageHook:
+def store_for(
+    url: str | ObjectURL,
+    conn_id: str | None = None,
+    *,
+    max_connections: int = 16,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
+) -> StorageHook:
     """The Airflow hook when ``conn_id`` names a connection, else the bare store (no Airflow)."""
     if conn_id:
-        return hook_for(url, conn_id, max_connections=max_connections)
-    return _class(url, airflow=False)(max_connections=max_connections)  # type: ignore[call-arg]
+        return hook_for(
+            url, conn_id, max_connections=max_connections, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+    hook = _class(url, airflow=False)(max_connections=max_connections)  # type: ignore[call-arg]
+    return _with_timeouts(hook, connect_timeout, read_timeout)
+
+
+def _with_timeouts(hook: StorageHook, connect: float | None, read: float | None) -> StorageHook:
+    hook.connect_timeout, hook.read_timeout = connect, read
+    hook.timeouts({})  # a bad value fails here, before any request, naming the option
+    return hook

@@ -70,7 +70,7 @@ class GCSStore(StorageHook):
         self._session: requests.Session | None = None
         self._lock = threading.Lock()
         self.endpoint = DEFAULT_ENDPOINT
-        self.timeout: float = 60.0
+        self._timeouts: tuple[float, float] = (10.0, 30.0)  # (connect, read): set with the session
 
     # -- session ----------------------------------------------------------------------------
     @property
@@ -88,7 +88,7 @@ class GCSStore(StorageHook):
         endpoint = extra_value(extra, "endpoint_url", "extra__google_cloud_platform__endpoint_url") or emulator
         if endpoint:
             self.endpoint = (endpoint if "://" in endpoint else f"http://{endpoint}").rstrip("/")
-        self.timeout = float(extra_value(extra, "timeout") or 60)
+        self._timeouts = self.timeouts(extra)
         anonymous = as_bool(extra_value(extra, "anonymous"), default=bool(endpoint) and not self._has_key(extra))
         session = requests.Session() if anonymous else self._authorized_session(extra)
         session.headers["User-Agent"] = "ferry-provider"
@@ -134,7 +134,7 @@ class GCSStore(StorageHook):
         return f"{self.endpoint}/storage/v1/b/{u.bucket}/o/{quote(u.key, safe='')}"
 
     def _request(self, method: str, url: str, ref: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", (10, self.timeout))
+        kwargs.setdefault("timeout", self._timeouts)
         with request_errors(ref):
             return self.session.request(method, url, **kwargs)
 

@@ -116,5 +116,8 @@ def request_errors(url: str) -> Iterator[None]:
         raise TransientError(f"{url}: cannot reach the server ({type(exc).__name__})", url=url) from exc
     except requests.exceptions.InvalidURL as exc:
         raise InvalidArgumentError(f"{url}: invalid URL", url=url) from exc
+    except requests.exceptions.TooManyRedirects as exc:
+        # A redirect loop answers the same way every time: retrying it only wastes the budget.
+        raise FerryError(f"{url}: too many redirects (a redirect loop?)", url=url) from exc
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise TransientError(f"{url}: request failed ({type(exc).__name__})", url=url) from exc

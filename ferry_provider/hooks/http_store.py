@@ -58,7 +58,7 @@ class HTTPStore(StorageHook):
         self._auth_host: str | None = None
         self._auth: Any = None
         self._auth_headers: dict[str, str] = {}
-        self.timeout = 60.0
+        self._timeouts: tuple[float, float] = (10.0, 30.0)  # (connect, read): set with the session
         self._lock = threading.Lock()
 
     @property
@@ -92,7 +92,7 @@ class HTTPStore(StorageHook):
             cert, key = extra_value(extra, "cert"), extra_value(extra, "key")
             if cert:
                 session.cert = (cert, key) if key else cert
-            self.timeout = float(extra_value(extra, "timeout") or 60)
+        self._timeouts = self.timeouts(conn.extra_dejson if conn is not None else {})
         return mount_pool(session, self.max_connections)
 
     def _get(self, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
@@ -104,7 +104,7 @@ class HTTPStore(StorageHook):
             auth = self._auth
         with request_errors(redact(url)):
             return self.session.request(
-                method, url, headers=all_headers, auth=auth, timeout=(10, self.timeout), allow_redirects=True, **kwargs
+                method, url, headers=all_headers, auth=auth, timeout=self._timeouts, allow_redirects=True, **kwargs
             )
 
     # -- reads ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from ferry_provider.hooks.errors import (
 from ferry_provider.hooks.url import ObjectURL
 
 # Ferry's own in-progress files; listings skip them so a half-done transfer is never a source.
-TEMP_MARKERS = (".ferry-tmp", ".ferry-put-", ".ferry-tracker", ".ferry-upload-tracker")
+TEMP_MARKERS = (".ferry-tmp", ".ferry-put-", ".ferry-tracker", ".ferry-upload-tracker", ".ferry-lock")
 COPY_CHUNK = 8 << 20
 
 

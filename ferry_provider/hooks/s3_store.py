@@ -124,10 +124,11 @@ class S3Store(StorageHook):
             region_name=extra_value(extra, "region_name"),
         )
         verify = extra_value(extra, "verify")
+        connect_timeout, read_timeout = self.timeouts(extra)
         config = Config(
             max_pool_connections=self.max_connections,
-            connect_timeout=float(extra_value(extra, "connect_timeout") or 10),
-            read_timeout=float(extra_value(extra, "read_timeout") or 60),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
             # One attempt per request: Ferry's RetryPolicy retries (honouring Retry-After, which
             # botocore ignores) and knows where a part can resume; two layers would multiply.
             retries={"mode": "standard", "total_max_attempts": 1},
@@ -388,6 +389,12 @@ class S3Store(StorageHook):
         if content_type:
             args["ContentType"] = content_type
         if metadata:
+            for key, value in metadata.items():
+                # S3 sends metadata as HTTP headers, which carry ASCII only.
+                if not (key.isascii() and str(value).isascii()):
+                    raise InvalidArgumentError(
+                        f"metadata {key!r}: S3 metadata keys and values must be ASCII (got {value!r})"
+                    )
             args["Metadata"] = dict(metadata)
         if crc32c:
             # Sent with the algorithm name so the store keeps it and rejects damaged bytes.

@@ -118,3 +118,13 @@ def parse_url(url: str | os.PathLike[str]) -> ObjectURL:
     if "\r" in key or "\n" in key:
         raise InvalidArgumentError(f"URL {text!r}: key contains a line break", url=text)
     return ObjectURL(scheme, bucket, key, text)
+
+
+def local_path(text: str | os.PathLike[str], what: str) -> str:
+    """The absolute local path a plain path or a file:// URL names; ``what`` (the argument's
+    name) is in the error when ``text`` names a remote object instead."""
+    parsed = parse_url(text)
+    if not parsed.is_local:
+        where = redact(parsed.raw)
+        raise InvalidArgumentError(f"{what} {where!r} must be a local path or a file:// URL", url=where)
+    return parsed.path

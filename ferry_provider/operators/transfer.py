@@ -9,8 +9,8 @@ from airflow.sdk import BaseOperator, Context
 
 from ferry_provider.hooks.base import StorageHook
 from ferry_provider.hooks.factory import hook_for
-from ferry_provider.transfer.download import default_parallelism
 from ferry_provider.transfer.manifest import ManifestRow, TransferError, append_rows
+from ferry_provider.transfer.options import default_parallelism
 from ferry_provider.transfer.retry import RetryPolicy
 
 Transfer = Callable[[StorageHook, str, str], ManifestRow]
@@ -23,10 +23,21 @@ class FerryTransferOperator(BaseOperator):
     fails, the ``error`` row is pushed as XCom ``manifest_row`` before the task fails, so no row
     is lost. With ``manifest_path`` rows are also appended to a CSV file. ``retry_attempts``
     bounds the retries of each request within one try; Airflow's ``retries`` then start a new
-    try, which resumes from the tracker.
+    try, which resumes from the tracker. ``check_hashes``, ``verify_on_resume``,
+    ``restart_on_change``, ``expected_digests`` and ``expected_size`` mean the same in both
+    directions (for an upload the expectations are checked on the local file before a byte is
+    sent). ``connect_timeout`` and ``read_timeout`` (seconds) win over the connection's extras.
     """
 
-    template_fields: Sequence[str] = ("source", "destination", "conn_id", "manifest_path", "state_dir")
+    template_fields: Sequence[str] = (
+        "source",
+        "destination",
+        "conn_id",
+        "manifest_path",
+        "state_dir",
+        "expected_digests",
+        "expected_size",
+    )
 
     def __init__(
         self,
@@ -39,10 +50,17 @@ class FerryTransferOperator(BaseOperator):
         no_clobber: bool = False,
         skip_identical: bool = True,
         resume: bool = True,
+        check_hashes: str = "if_fast_else_fail",
+        verify_on_resume: bool = True,
+        restart_on_change: bool = False,
+        expected_digests: dict[str, str] | None = None,
+        expected_size: int | None = None,
         state_dir: str | None = None,
         manifest_path: str | None = None,
         retry_attempts: int = 5,
         retry_max_wait: float = 20.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,10 +72,17 @@ class FerryTransferOperator(BaseOperator):
         self.no_clobber = no_clobber
         self.skip_identical = skip_identical
         self.resume = resume
+        self.check_hashes = check_hashes
+        self.verify_on_resume = verify_on_resume
+        self.restart_on_change = restart_on_change
+        self.expected_digests = expected_digests or {}
+        self.expected_size = expected_size
         self.state_dir = state_dir
         self.manifest_path = manifest_path
         self.retry_attempts = retry_attempts
         self.retry_max_wait = retry_max_wait
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
 
     def common_options(self) -> dict[str, Any]:
         """The engine options every transfer takes, as keyword arguments."""
@@ -67,13 +92,24 @@ class FerryTransferOperator(BaseOperator):
             "no_clobber": self.no_clobber,
             "skip_identical": self.skip_identical,
             "resume": self.resume,
+            "check_hashes": self.check_hashes,
+            "verify_on_resume": self.verify_on_resume,
+            "restart_on_change": self.restart_on_change,
+            "expected_digests": dict(self.expected_digests),
+            "expected_size": int(self.expected_size) if self.expected_size not in (None, "") else None,
             "state_dir": self.state_dir,
             "retry": RetryPolicy(attempts=self.retry_attempts, max_wait=self.retry_max_wait),
         }
 
     def run_transfer(self, context: Context, remote: str, parallelism: int, transfer: Transfer) -> dict[str, Any]:
         """Run ``transfer`` with a hook for the ``remote`` side and report its manifest row."""
-        hook = hook_for(remote, self.conn_id, max_connections=parallelism)
+        hook = hook_for(
+            remote,
+            self.conn_id,
+            max_connections=parallelism,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
         try:
             row = transfer(hook, self.source, self.destination)
         except TransferError as exc:

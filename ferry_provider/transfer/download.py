@@ -19,7 +19,7 @@ import logging
 import mmap
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ferry_provider.hooks.base import ObjectInfo, StorageHook
@@ -32,16 +32,17 @@ from ferry_provider.hooks.errors import (
     SourceChangedError,
     TruncatedBodyError,
 )
-from ferry_provider.hooks.url import ObjectURL, redact
+from ferry_provider.hooks.url import ObjectURL, local_path, redact
 from ferry_provider.transfer import checksums
-from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
+from ferry_provider.transfer.checkpoint import REWRITE_SUFFIX, Checkpoint, tracker_path
+from ferry_provider.transfer.file_mode import publish_mode
+from ferry_provider.transfer.interrupt import Interrupted
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
-from ferry_provider.transfer.plan import Part, RangePlan, choose_part_size
+from ferry_provider.transfer.options import TransferOptions
+from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
 from ferry_provider.transfer.pool import Stopped, run_parts
-from ferry_provider.transfer.progress import Progress, ProgressCallback
-from ferry_provider.transfer.retry import RetryPolicy
+from ferry_provider.transfer.progress import Progress
 from ferry_provider.transfer.verification import (
-    CALLER_DIGESTS,
     Check,
     Selection,
     choose_checks,
@@ -49,6 +50,7 @@ from ferry_provider.transfer.verification import (
     multipart_etag,
 )
 from ferry_provider.transfer.writeback import start_writeback
+from ferry_provider.transfer.writer_lock import LOCK_SUFFIX, WriterLock
 
 log = logging.getLogger("ferry_provider.transfer")
 
@@ -57,51 +59,29 @@ TEMP_SUFFIX = ".ferry-tmp"
 # hashed as they stream only when ranges can be whole upload parts, none so big that it holds a
 # worker for long, with enough ranges for every worker. Otherwise the file is read again at the end.
 STREAMED_MD5_MAX_PART = 128 << 20
+# Ranges smaller than this are raised to it: each range is a request (a round trip, a signature,
+# a tracker line), so below 1 MiB the per-request cost outweighs the bytes it moves.
+MIN_DOWNLOAD_PART = 1 * MiB
 
 
 @dataclass(frozen=True)
-class DownloadOptions:
-    parallelism: int = field(default_factory=lambda: default_parallelism())
-    part_size: int | None = None  # None: adaptive, 8-64 MiB
+class DownloadOptions(TransferOptions):
     buffer_size: int = 4 << 20  # per worker, reused: the only per-worker memory (4 MiB measured best)
-    check_hashes: str = "if_fast_else_fail"  # also if_fast_else_skip, always, never (as gcloud)
-    no_clobber: bool = False  # any existing destination is a skip
-    skip_identical: bool = True  # an existing destination with the same size and digest is a skip
-    resume: bool = True
-    verify_on_resume: bool = False  # re-hash reused parts from disk before trusting them
-    restart_on_change: bool = False  # a source changed mid-transfer: start over once
-    expected_size: int | None = None
-    expected_digests: dict[str, str] = field(default_factory=dict)  # {"sha256"|"md5"|"crc32c"|...: hex}
-    state_dir: str | None = None  # tracker files here instead of beside the destination
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    progress_interval: float = 5.0
-    progress_callback: ProgressCallback | None = None
+    file_mode: int | None = None  # the published file's mode; None: 0666 less the umask, like any new file
 
     def __post_init__(self) -> None:
-        checksums.check_hashes_mode(self.check_hashes)
-        if self.parallelism < 1:
-            raise InvalidArgumentError(f"parallelism must be >= 1, got {self.parallelism}")
+        super().__post_init__()
         if self.buffer_size < 4096:
             raise InvalidArgumentError(f"buffer_size must be >= 4096, got {self.buffer_size}")
-        unknown = set(self.expected_digests) - set(CALLER_DIGESTS)
-        if unknown:
-            raise InvalidArgumentError(
-                f"expected_digests: unsupported algorithm(s) {sorted(unknown)}; use {', '.join(CALLER_DIGESTS)}"
-            )
-        for name, value in self.expected_digests.items():
-            if not isinstance(value, str) or not value or any(c not in "0123456789abcdefABCDEF" for c in value):
-                raise InvalidArgumentError(f"expected_digests[{name!r}] must be a hex digest, got {value!r}")
-
-
-def default_parallelism() -> int:
-    """Two connections per core, 4 to 16: more only adds contention on a small machine, and
-    high-latency stores are served by the part size growing with the object."""
-    return min(16, max(4, 2 * (os.cpu_count() or 2)))
+        if self.file_mode is not None and not 0 <= self.file_mode <= 0o7777:
+            raise InvalidArgumentError(f"file_mode must be a permission mode such as 0o644, got {self.file_mode!r}")
 
 
 def resolve_destination(destination: str, source: ObjectURL) -> str:
-    """A directory (existing, or named with a trailing slash) receives the key's basename."""
-    path = os.path.abspath(os.path.expanduser(destination))
+    """A directory (existing, or named with a trailing slash) receives the key's basename.
+
+    ``destination`` is a path or a file:// URL, parsed by the one URL parser."""
+    path = local_path(destination, "destination")
     if destination.endswith(("/", os.sep)) or os.path.isdir(path):
         name = os.path.basename(source.key.rstrip("/"))
         if not name:
@@ -134,6 +114,8 @@ class _Download:
         row.destination = self.dest
         self.tmp = self.dest + TEMP_SUFFIX
         self.tracker = tracker_path(self.dest, opts.state_dir)
+        self._notes: list[str] = []  # what the row's description says besides the verification
+        self._reverified = False  # reused parts were re-hashed from the temp file
         self._stop = threading.Event()
         self._local = threading.local()
         self._reserved = False  # posix_fallocate reserved the temp file's blocks
@@ -144,15 +126,39 @@ class _Download:
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
+        self._check_destination_path()
         pin = self.opts.retry.run(lambda: self.hook.head(self.src.raw), what=f"{self.src.raw}: head")
         self.row.source_size = pin.size
         self._check_expectations_before(pin)
         self._select_checks(pin)
-        skip = self._skip_reason(pin)
-        if skip:
-            log.info("%s -> %s: skipped (%s)", self.row.source, self.dest, skip)
-            return self.row.finish(SKIP, skip)
         os.makedirs(os.path.dirname(self.dest), exist_ok=True)
+        # One writer per destination from here to the rename: a second transfer to the same path
+        # would share the temp file and tracker (see writer_lock).
+        with WriterLock(self.dest + LOCK_SUFFIX, self.dest):
+            skip = self._skip_reason(pin)
+            if skip:
+                log.info("%s -> %s: skipped (%s)", self.row.source, self.dest, skip)
+                return self.row.finish(SKIP, skip)
+            try:
+                return self._transfer_or_restart(pin)
+            except Interrupted as exc:
+                exc.aftermath = f"partial download kept for a rerun to resume ({self.tmp})"
+                raise
+
+    def _check_destination_path(self) -> None:
+        """Refuse destinations that cannot become a file, naming the real culprit."""
+        if os.path.islink(self.dest) and not os.path.exists(self.dest):
+            raise InvalidArgumentError(
+                f"destination {self.dest!r} is a dangling symbolic link (to {os.readlink(self.dest)!r})",
+                url=self.dest,
+            )
+        parent = os.path.dirname(self.dest)
+        while parent and not os.path.lexists(parent):
+            parent = os.path.dirname(parent)
+        if parent and not os.path.isdir(parent):
+            raise InvalidArgumentError(f"destination {self.dest!r}: {parent!r} is not a directory", url=self.dest)
+
+    def _transfer_or_restart(self, pin: ObjectInfo) -> ManifestRow:
         try:
             return self._transfer(pin)
         except SourceChangedError:
@@ -190,19 +196,31 @@ class _Download:
         if os.path.isdir(self.dest):
             raise InvalidArgumentError(f"destination {self.dest!r} is a directory")
         if self.opts.no_clobber:
-            return "destination exists (no_clobber)"
+            return "destination exists (no_clobber); nothing compared"
         if not self.opts.skip_identical or os.path.getsize(self.dest) != pin.size:
             return ""
         if not self._selection.checks:
             return ""  # equal sizes alone prove nothing: transfer again
         check = self._selection.checks[0]
-        if digest_of_file(self.dest, check, self.opts.parallelism) == check.expected:
-            return f"destination is identical (same size and {check.describe()})"
-        return ""
+        if digest_of_file(self.dest, check, self.opts.parallelism) != check.expected:
+            return ""
+        # The row carries the digests compared, so a DAG templating them checks something on reruns.
+        if check.algorithm == "crc32c" and not check.per_part:
+            self.row.crc32c = check.expected
+        elif check.algorithm == "md5" and not check.per_part:
+            self.row.md5 = check.expected
+        else:
+            self.row.crc32c = checksums.file_digest(self.dest, "crc32c")
+        return f"destination is identical (same size and {check.describe()})"
 
     def _transfer(self, pin: ObjectInfo) -> ManifestRow:
         size = pin.size
         ranged = self.hook.capabilities.ranged_reads and size is not None
+        if ranged and not pin.pinnable and not self.opts.expected_digests:
+            # Ranges fetched at different moments could come from different versions, and
+            # nothing would tell: one stream is one version.
+            ranged = False
+            self._notes.append("read as one stream: the source gives no validator (ETag, Last-Modified) to pin ranges")
         plan = self._plan(size or 0, ranged)
         part_size = plan.part_size
         identity = {
@@ -221,16 +239,16 @@ class _Download:
         checkpoint = self._load_checkpoint(identity)
         fd = self._open_temp(size, fresh=not checkpoint.parts)
         try:
+            if not checkpoint.parts:
+                checkpoint.save()  # claims the temp file for this source before any byte lands
             if ranged and size is not None and (size > part_size or plan.layout):
                 reused = self._reuse_parts(checkpoint, plan)
-                checkpoint.save()
                 progress = self._progress(size, sum(p["size"] for p in checkpoint.parts.values()))
                 try:
                     crcs = self._fetch_parts(fd, plan, checkpoint, pin, progress)
                 except RangeNotSupportedError:
                     log.info("%s: the server does not serve ranges; reading it as one stream", self.row.source)
-                    checkpoint.parts.clear()
-                    checkpoint.delete()
+                    checkpoint.clear_parts()
                     progress = self._progress(size, 0)
                     crcs = self._fetch_stream(fd, pin, progress)
                     reused = 0
@@ -239,6 +257,8 @@ class _Download:
                 crcs = self._fetch_stream(fd, pin, progress)
                 reused = 0
             os.fsync(fd)
+            self._check_still_ours(fd)
+            os.fchmod(fd, publish_mode(self.opts.file_mode))
         except BaseException as exc:
             os.close(fd)
             # Bytes that can never become the object are deleted; after a transient failure, a
@@ -249,10 +269,31 @@ class _Download:
         os.close(fd)
         return self._finish(pin, crcs, progress, reused, checkpoint)
 
+    def _check_still_ours(self, fd: int) -> None:
+        """The temp path must still be the file these bytes were written to and hashed in, or the
+        rename would publish something else (the writer lock keeps Ferry's own transfers out;
+        this catches anything else that replaced or truncated it)."""
+        mine = os.fstat(fd)
+        try:
+            there = os.stat(self.tmp)
+        except FileNotFoundError:
+            there = None
+        if there is None or (there.st_dev, there.st_ino) != (mine.st_dev, mine.st_ino):
+            raise ChecksumMismatchError(
+                f"{self.dest}: the temp file {self.tmp} was replaced or removed by another process during the "
+                "download; nothing was published",
+                url=self.dest,
+            )
+
     def _plan(self, size: int, ranged: bool) -> RangePlan:
         """Ranges of the adaptive (or requested) size; within the upload's parts when a per-part
         CRC is checked; whole upload parts when a multipart ETag can be hashed as it streams."""
-        part_size = choose_part_size(size, self.opts.parallelism, requested=self.opts.part_size)
+        requested = self.opts.part_size
+        if requested is not None and requested < MIN_DOWNLOAD_PART < size:
+            self._notes.append(f"part size {requested} raised to the minimum of {MIN_DOWNLOAD_PART} bytes")
+            log.warning("%s: part size %d raised to %d bytes", self.row.source, requested, MIN_DOWNLOAD_PART)
+            requested = MIN_DOWNLOAD_PART
+        part_size = choose_part_size(size, self.opts.parallelism, requested=requested)
         self._md5_ends = []
         if not ranged:
             return RangePlan(size, part_size)
@@ -270,10 +311,9 @@ class _Download:
             self._discard()
             return Checkpoint(self.tracker, identity)
         checkpoint = Checkpoint.load(self.tracker, identity)
-        if checkpoint.parts and not os.path.exists(self.tmp):
-            checkpoint.parts.clear()
-        if not checkpoint.parts:
+        if not checkpoint.parts or not os.path.exists(self.tmp):
             self._discard()
+            return Checkpoint(self.tracker, identity)
         return checkpoint
 
     def _open_temp(self, size: int | None, fresh: bool) -> int:
@@ -321,12 +361,13 @@ class _Download:
                 log.warning("%s: part %d failed re-verification; fetching it again", self.dest, index)
                 checkpoint.forget(index)
             checkpoint.vouch_for_parts()
+            self._reverified = True
         if checkpoint.parts:
             log.info("%s: resuming, %d part(s) already on disk", self.dest, len(checkpoint.parts))
         return len(checkpoint.parts)
 
     def _discard(self) -> None:
-        for path in (self.tmp, self.tracker):
+        for path in (self.tmp, self.tracker, self.tracker + REWRITE_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
@@ -386,7 +427,9 @@ class _Download:
             with self.hook.open_range(self.src.raw, state["pos"], part.end, pin) as reader:
                 self._copy(reader, fd, state, part.end, progress)
 
-        self.opts.retry.run(attempt, what=f"{self.row.source}: part {part.index} (bytes {part.start}-{part.end - 1})")
+        self.opts.retry.run(
+            attempt, what=f"{self.row.source}: part {part.index} (bytes {part.start}-{part.end - 1})", stop=self._stop
+        )
         start_writeback(fd, part.start, part.size)
         digests: dict[str, Any] = dict(zip(self._names(), state["crcs"], strict=True))
         if "md5" in state:
@@ -520,9 +563,10 @@ class _Download:
         self.row.crc32c = checksums.CRC32C.hex(crcs["crc32c"])
         self.row.md5 = md5 or (pin.md5 or "" if self._selection.checks else "")
         checked = ", ".join(check.describe() for check in self._selection.checks)
-        notes = [f"verified size and {checked}" if checked else self._selection.why_none]
+        notes = [f"verified size and {checked}" if checked else self._selection.why_none, *self._notes]
         if reused:
-            notes.append(f"resumed: {reused} part(s) reused")
+            verified = " (re-hashed on disk)" if self._reverified else ""
+            notes.append(f"resumed: {reused} part(s) reused{verified}")
         rate = progress.transferred / max(progress.elapsed, 1e-9) / 2**20
         log.info(
             "%s -> %s: %d bytes in %.2fs (%.1f MiB/s), %s",

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 
 from ferry_provider.hooks.errors import FerryError
+from ferry_provider.transfer.interrupt import Interrupted
 
 OK, SKIP, ERROR = "OK", "skip", "error"
 
@@ -58,6 +59,9 @@ def run_for_row(row: ManifestRow, transfer: Callable[[], ManifestRow], blame: st
     try:
         return transfer()
     except TransferError:
+        raise
+    except Interrupted as exc:
+        exc.row = row.finish(ERROR, f"{exc}; {exc.aftermath}" if exc.aftermath else str(exc))
         raise
     except (FerryError, OSError) as exc:
         text = str(exc) if isinstance(exc, FerryError) else f"{getattr(row, blame)}: {exc.strerror or exc}"

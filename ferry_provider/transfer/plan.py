@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ferry_provider.hooks.errors import InvalidArgumentError
+
 MiB = 1 << 20
 MIN_AUTO_PART = 8 * MiB
 MAX_AUTO_PART = 64 * MiB
@@ -104,9 +106,11 @@ def choose_part_size(
     """
     if requested is not None:
         if requested <= 0:
-            raise ValueError(f"part_size must be positive, got {requested}")
+            raise InvalidArgumentError(f"part_size must be positive, got {requested}")
         if min_part and requested < min_part and requested < size:
-            raise ValueError(f"part_size {requested} is below the store's minimum part size {min_part}")
+            raise InvalidArgumentError(
+                f"part_size {requested} is below the store's minimum part size of {min_part} bytes"
+            )
         part = requested
     else:
         target = -(-size // max(1, parallelism * PARTS_PER_WORKER))
@@ -117,6 +121,6 @@ def choose_part_size(
         part = -(-part // MiB) * MiB
     if max_part and part > max_part:
         if max_parts and size > max_part * max_parts:
-            raise ValueError(f"{size} bytes need more than {max_parts} parts of at most {max_part} bytes")
+            raise InvalidArgumentError(f"{size} bytes need more than {max_parts} parts of at most {max_part} bytes")
         part = max_part
     return max(part, 1)

@@ -11,24 +11,32 @@ T = TypeVar("T")
 
 
 class Stopped(Exception):
-    """Raised by a job that saw the stop signal: another job failed first."""
+    """Raised by a job that saw the stop signal: another job failed first, or the run was interrupted."""
 
 
 def run_parts(job: Callable[[T], None], items: Sequence[T], workers: int, stop: threading.Event, name: str) -> None:
     """Call ``job`` on every item, ``workers`` at a time. On the first failure, ``stop`` is set
     (running jobs check it between chunks and raise Stopped), jobs not yet started are cancelled,
-    and once all have ended the first real error is raised; ``stop`` is cleared for a next run."""
+    and once all have ended the first real error is raised; ``stop`` is cleared for a next run.
+
+    An exception raised in the calling thread while it waits (Ctrl-C, a signal's Interrupted)
+    also sets ``stop``, but returns at once: parts in flight are abandoned, not awaited, as a
+    kill would abandon them; their workers end at their next chunk."""
     if not items:
         return
-    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name) as pool:
+    pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name)
+    try:
         futures = [pool.submit(job, item) for item in items]
-        done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
-        if not any(f.exception() is not None for f in done):
-            return
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    except BaseException:
         stop.set()
-        for f in not_done:
-            f.cancel()
-        wait(futures)
-        stop.clear()
-        errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
-        raise next((e for e in errors if not isinstance(e, Stopped)), errors[0])  # type: ignore[misc]
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    if not any(f.exception() is not None for f in done):
+        pool.shutdown()
+        return
+    stop.set()
+    pool.shutdown(wait=True, cancel_futures=True)
+    stop.clear()
+    errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+    raise next((e for e in errors if not isinstance(e, Stopped)), errors[0])  # type: ignore[misc]

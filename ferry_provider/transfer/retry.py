@@ -6,6 +6,8 @@ server's Retry-After wins over the computed wait. The final error says how many 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -13,6 +15,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from ferry_provider.hooks.errors import TransientError
+from ferry_provider.transfer.pool import Stopped
 
 T = TypeVar("T")
 
@@ -23,8 +26,11 @@ class RetryPolicy:
     initial_wait: float = 0.5
     max_wait: float = 20.0
 
-    def run(self, fn: Callable[[], T], *, what: str) -> T:
-        """Call ``fn`` until it succeeds or attempts run out; re-raise the last error, annotated."""
+    def run(self, fn: Callable[[], T], *, what: str, stop: threading.Event | None = None) -> T:
+        """Call ``fn`` until it succeeds or attempts run out; re-raise the last error, annotated.
+
+        With ``stop``, the wait between attempts ends as soon as it is set (the transfer failed
+        elsewhere or was interrupted) and Stopped is raised instead of trying again."""
         exponential = wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
 
         def wait(state: RetryCallState) -> float:
@@ -33,10 +39,17 @@ class RetryPolicy:
                 return min(exc.retry_after, self.max_wait * 3)
             return exponential(state)
 
+        def sleep(seconds: float) -> None:
+            if stop is None:
+                time.sleep(seconds)
+            elif stop.wait(seconds):
+                raise Stopped()
+
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.attempts),
             wait=wait,
+            sleep=sleep,
             reraise=True,
         )
         try:

@@ -31,16 +31,18 @@ from ferry_provider.hooks.errors import (
     PreconditionFailedError,
     SourceChangedError,
 )
-from ferry_provider.hooks.url import ObjectURL
+from ferry_provider.hooks.url import ObjectURL, local_path
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
-from ferry_provider.transfer.download import default_parallelism
 from ferry_provider.transfer.file_slice import FileSlice
+from ferry_provider.transfer.interrupt import Interrupted
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
+from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
 from ferry_provider.transfer.pool import Stopped, run_parts
-from ferry_provider.transfer.progress import Progress, ProgressCallback
-from ferry_provider.transfer.retry import RetryPolicy
+from ferry_provider.transfer.progress import Progress
+from ferry_provider.transfer.verification import Check, digest_of_file
+from ferry_provider.transfer.writer_lock import LOCK_SUFFIX, WriterLock
 
 log = logging.getLogger("ferry_provider.transfer")
 
@@ -49,27 +51,19 @@ HASH_BUFFER = 4 * MiB
 
 
 @dataclass(frozen=True)
-class UploadOptions:
-    parallelism: int = field(default_factory=default_parallelism)
-    part_size: int | None = None  # None: adaptive, 8-64 MiB, within the store's limits
+class UploadOptions(TransferOptions):
+    """Upload options. ``no_clobber`` also makes the final write conditional on the store;
+    ``state_dir`` defaults to beside the source, else ~/.local/state/ferry; ``check_hashes='always'``
+    reads the object back when the store keeps no full-object CRC32C to compare with."""
+
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
-    no_clobber: bool = False  # an existing destination is a skip; the final write is conditional
-    skip_identical: bool = True  # same size and CRC32C at the destination: a skip
-    resume: bool = True  # keep a failed upload's parts (and tracker) for the next run
-    state_dir: str | None = None  # trackers here; default beside the source, else ~/.local/state/ferry
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    progress_interval: float = 5.0
-    progress_callback: ProgressCallback | None = None
-
-    def __post_init__(self) -> None:
-        if self.parallelism < 1:
-            raise InvalidArgumentError(f"parallelism must be >= 1, got {self.parallelism}")
 
 
 def upload(hook: StorageHook, source: str, destination: str, options: UploadOptions | None = None) -> ManifestRow:
     """Upload the local file ``source`` to ``destination``; return its manifest row.
 
+    A ``destination`` ending in ``/`` is a folder: the file's name is appended, as downloads do.
     Raises TransferError (carrying the ``error`` row) when the upload fails.
     """
     opts = options or UploadOptions()
@@ -94,12 +88,18 @@ class _Upload:
         self.hook = hook
         self.opts = opts
         self.row = row
-        self.source = os.path.abspath(os.path.expanduser(source))
+        self.source = local_path(source, "source")
+        row.source = self.source
+        if destination.endswith("/"):
+            destination += os.path.basename(self.source)
+            row.destination = destination
         self.dst = hook.parse(destination).require_key()
         if not hook.capabilities.writable:
             raise InvalidArgumentError(f"{destination}: this store is read-only")
         self._local = threading.local()
         self._stop = threading.Event()
+        self._notes: list[str] = []  # what the row's description says besides the verification
+        self._interrupted_aftermath = ""
 
     def _buffer(self) -> memoryview:
         buf = getattr(self._local, "buf", None)
@@ -111,37 +111,74 @@ class _Upload:
         """CRC32C of ``size`` bytes of the source at ``start``, through this thread's buffer."""
         return checksums.hash_file_range(fd, start, start + size, checksums.CrcHasher(checksums.CRC32C), self._buffer())
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        return self.opts.retry.run(fn, what=f"{self.dst.raw}: {what}")
+    def _call(self, what: str, fn: Callable[[], Any], stop: threading.Event | None = None) -> Any:
+        return self.opts.retry.run(fn, what=f"{self.dst.raw}: {what}", stop=stop)
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
         fd, st = self._open_source()
         try:
-            self.row.source_size = st.st_size
-            skip = self._skip_reason(fd, st.st_size)
-            if skip:
-                log.info("%s -> %s: skipped (%s)", self.source, self.dst.raw, skip)
-                return self.row.finish(SKIP, skip)
-            caps = self.hook.capabilities
-            part_size = choose_part_size(
-                st.st_size,
-                self.opts.parallelism,
-                requested=self.opts.part_size,
-                min_part=caps.min_part_size,
-                max_part=caps.max_part_size,
-                max_parts=caps.max_parts,
-            )
-            parted = st.st_size > part_size and (caps.multipart_upload or caps.composite_upload)
-            if not parted:
-                return self._single_put(fd, st)
-            return self._parted(fd, st, part_size)
+            return self._run(fd, st)
+        except SourceChangedError:
+            if not self.opts.restart_on_change:
+                raise
+            log.warning("%s changed during the upload; starting over once", self.source)
+        finally:
+            os.close(fd)
+        fd, st = self._open_source()
+        try:
+            return self._run(fd, st)
         finally:
             os.close(fd)
 
+    def _run(self, fd: int, st: os.stat_result) -> ManifestRow:
+        self.row.source_size = st.st_size
+        self._check_source(fd, st)
+        skip = self._skip_reason(fd, st.st_size)
+        if skip:
+            log.info("%s -> %s: skipped (%s)", self.source, self.dst.raw, skip)
+            return self.row.finish(SKIP, skip)
+        caps = self.hook.capabilities
+        part_size = choose_part_size(
+            st.st_size,
+            self.opts.parallelism,
+            requested=self.opts.part_size,
+            min_part=caps.min_part_size,
+            max_part=caps.max_part_size,
+            max_parts=caps.max_parts,
+        )
+        parted = st.st_size > part_size and (caps.multipart_upload or caps.composite_upload)
+        if not parted:
+            return self._single_put(fd, st)
+        return self._parted(fd, st, part_size)
+
+    def _check_source(self, fd: int, st: os.stat_result) -> None:
+        """The caller's expectations of the source, checked before a byte is sent."""
+        expected = self.opts.expected_size
+        if expected is not None and st.st_size != expected:
+            raise ChecksumMismatchError(
+                f"{self.source}: expected {expected} bytes, the file has {st.st_size}; nothing was uploaded",
+                url=self.source,
+            )
+        for name, value in self.opts.expected_digests.items():
+            actual = digest_of_file(self.source, Check(name, value.lower()), self.opts.parallelism)
+            if actual != value.lower():
+                raise ChecksumMismatchError(
+                    f"{self.source}: {name} mismatch: expected {value.lower()}, the file has {actual}; "
+                    "nothing was uploaded",
+                    url=self.source,
+                )
+            if name == "md5":
+                self.row.md5 = actual
+        if self.opts.expected_digests:
+            self._notes.append(f"source matched expected {', '.join(sorted(self.opts.expected_digests))}")
+        self._check_unchanged(fd, st)
+
     def _open_source(self) -> tuple[int, os.stat_result]:
         try:
-            fd = os.open(self.source, os.O_RDONLY)
+            # O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it is then
+            # refused below as not a regular file (on which the flag has no effect).
+            fd = os.open(self.source, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise NotFoundError(f"source file {self.source} does not exist", url=self.source) from None
         except IsADirectoryError:
@@ -161,12 +198,15 @@ class _Upload:
         except NotFoundError:
             return ""
         if self.opts.no_clobber:
-            return "destination exists (no_clobber)"
+            return "destination exists (no_clobber); nothing compared"
         if not self.opts.skip_identical or existing.size != size or not existing.crc32c or "-" in existing.crc32c:
             return ""
-        if self._crc(fd, 0, size).hexdigest() == existing.crc32c:
-            return "destination is identical (same size and crc32c)"
-        return ""
+        if self._crc(fd, 0, size).hexdigest() != existing.crc32c:
+            return ""
+        # The row carries the digests compared, so a DAG templating them checks something on reruns.
+        self.row.crc32c = existing.crc32c
+        self.row.md5 = existing.md5 or self.row.md5
+        return "destination is identical (same size and crc32c)"
 
     def _check_unchanged(self, fd: int, st: os.stat_result) -> None:
         now_st = os.fstat(fd)
@@ -211,15 +251,36 @@ class _Upload:
             "part_size": part_size,
         }
         tracker = upload_tracker_path(self.source, self.dst.raw, self.opts.state_dir)
-        checkpoint = Checkpoint.load(tracker, identity) if self.opts.resume else Checkpoint(tracker, identity)
+        # One upload of this file to this destination at a time: two would share the tracker.
+        with WriterLock(tracker + LOCK_SUFFIX, self.dst.raw):
+            try:
+                return self._parted_locked(fd, st, plan, identity, tracker)
+            except Interrupted as exc:
+                exc.aftermath = self._interrupted_aftermath
+                raise
+
+    def _parted_locked(
+        self, fd: int, st: os.stat_result, plan: RangePlan, identity: dict[str, Any], tracker: str
+    ) -> ManifestRow:
+        checkpoint = Checkpoint.load(tracker, identity)
         strategy: _Strategy = _Multipart(self) if self.hook.capabilities.multipart_upload else _Compose(self)
         if checkpoint.stale_extra:
             log.info("%s: an earlier upload of another version of this file is abandoned and cleaned up", self.source)
             strategy.discard(checkpoint.stale_extra, [])
+        if not self.opts.resume:
+            # No resume: what an earlier run left (its multipart upload or components) goes now,
+            # or nobody would ever remove it.
+            if checkpoint.extra:
+                log.info("%s: resume is off; removing the earlier run's unfinished upload", self.source)
+                strategy.discard(checkpoint.extra, list(checkpoint.parts))
+            checkpoint.delete()
+            checkpoint = Checkpoint(tracker, identity)
         progress = self._progress(st.st_size)
         try:
             strategy.begin(checkpoint)
             reused = strategy.verify_existing(checkpoint)
+            if reused and self.opts.verify_on_resume:
+                reused = self._reverify_parts(fd, plan, checkpoint)
             progress.add(sum(p["size"] for p in checkpoint.parts.values()))
             self.row.upload_id = strategy.upload_id
             self._send_parts(fd, plan, checkpoint, strategy, progress)
@@ -232,12 +293,26 @@ class _Upload:
             if not (self.opts.resume and _resumable(exc)):
                 strategy.discard(checkpoint.extra, list(checkpoint.parts))
                 checkpoint.delete()
+                self._interrupted_aftermath = "the unfinished upload was removed (resume is off)"
+            else:
+                self._interrupted_aftermath = f"unfinished upload {strategy.upload_id or ''} kept for a rerun to resume"
             raise
         checkpoint.delete()
         notes = [f"{len(plan.parts)} parts; {self._verified(info, crc)}"]
         if reused:
             notes.append(f"resumed: {reused} part(s) reused")
         return self._finish(info, crc, progress, "; ".join(notes))
+
+    def _reverify_parts(self, fd: int, plan: RangePlan, checkpoint: Checkpoint) -> int:
+        """Re-hash the source's bytes for each reused part: a part whose bytes no longer match
+        what was sent (the file was rewritten in place, keeping its size and mtime) is sent again."""
+        parts = plan.parts
+        for index in list(checkpoint.parts):
+            part = parts[index]
+            if self._crc(fd, part.start, part.size).value != checkpoint.parts[index]["crc32c"]:
+                log.warning("%s: part %d no longer matches the file; sending it again", self.source, index + 1)
+                checkpoint.forget(index)
+        return len(checkpoint.parts)
 
     def _send_parts(
         self, fd: int, plan: RangePlan, checkpoint: Checkpoint, strategy: _Strategy, progress: Progress
@@ -253,6 +328,7 @@ class _Upload:
             info = self._call(
                 f"part {part.index + 1}",
                 lambda: strategy.send(part, FileSlice(fd, part.start, part.size), checksums.hex32(crc)),
+                stop=self._stop,
             )
             checkpoint.record(part.index, crc32c=crc, size=part.size, etag=info.etag)
             progress.add(part.size)
@@ -261,14 +337,35 @@ class _Upload:
 
     # -- the end ----------------------------------------------------------------------------
     def _verified(self, info: ObjectInfo, crc: str) -> str:
-        """Compare what the store reports with what was sent; a mismatch deletes the object."""
+        """Compare what the store reports with what was sent; a mismatch deletes the object.
+
+        With check_hashes='always' and a store that keeps no full-object CRC32C, the object is
+        read back and hashed; with 'never', only the size is compared."""
         if info.size != self.row.source_size:
             self._delete_bad(f"size mismatch: sent {self.row.source_size} bytes, the store has {info.size}")
+        if self.opts.check_hashes == "never":
+            return "size verified (check_hashes='never')"
         if info.crc32c and "-" not in info.crc32c:
             if info.crc32c != crc:
                 self._delete_bad(f"crc32c mismatch: sent {crc}, the store has {info.crc32c}")
             return "stored crc32c verified"
+        if self.opts.check_hashes == "always":
+            stored = self._read_back_crc32c()
+            if stored != crc:
+                self._delete_bad(f"crc32c mismatch: sent {crc}, read back {stored}")
+            return "crc32c verified by reading the object back (the store reports no full-object crc32c)"
         return "size verified (the store reports no full-object crc32c)"
+
+    def _read_back_crc32c(self) -> str:
+        def read() -> str:
+            hasher = checksums.CrcHasher(checksums.CRC32C)
+            buf = self._buffer()
+            with self.hook.open_range(self.dst.raw, 0, None) as reader:
+                while n := reader.readinto(buf):
+                    hasher.update(buf[:n])
+            return hasher.hexdigest()
+
+        return self._call("read back", read)
 
     def _delete_bad(self, why: str) -> None:
         with contextlib.suppress(FerryError):
@@ -278,7 +375,8 @@ class _Upload:
     def _finish(self, info: ObjectInfo, crc: str, progress: Progress, description: str) -> ManifestRow:
         self.row.bytes_transferred = progress.transferred
         self.row.crc32c = crc
-        self.row.md5 = info.md5 or ""
+        self.row.md5 = info.md5 or self.row.md5
+        description = "; ".join([description, *self._notes])
         rate = progress.transferred / max(progress.elapsed, 1e-9) / MiB
         log.info(
             "%s -> %s: %d bytes in %.2fs (%.1f MiB/s), %s",
@@ -311,6 +409,7 @@ class _Strategy:
     """How parts become one object on this store."""
 
     upload_id = ""
+    resumed = False  # the upload (id or components) was taken over from the tracker
 
     def __init__(self, up: _Upload) -> None:
         self.up = up
@@ -338,6 +437,7 @@ class _Multipart(_Strategy):
 
     def begin(self, checkpoint: Checkpoint) -> None:
         upload_id = checkpoint.extra.get("upload_id")
+        self.resumed = bool(upload_id)
         if not upload_id:
             upload_id = self.up._call(
                 "create multipart upload",
@@ -345,13 +445,15 @@ class _Multipart(_Strategy):
                     self.dst.raw, content_type=self.up.opts.content_type, metadata=self.up.opts.metadata or None
                 ),
             )
-            checkpoint.parts.clear()
+            checkpoint.clear_parts()
             checkpoint.set_extra(upload_id=upload_id)
         self.upload_id = upload_id
 
     def verify_existing(self, checkpoint: Checkpoint) -> int:
-        """Keep only tracker parts the server still has with the same size and ETag."""
-        if not checkpoint.parts:
+        """Keep only tracker parts the server still has with the same size and ETag. The upload
+        itself is checked even when no part was recorded: it may have been aborted (``ferry
+        cleanup``) or expired, and then a new one starts now rather than failing at the first part."""
+        if not self.resumed:
             return 0
         try:
             listed = {
@@ -361,7 +463,6 @@ class _Multipart(_Strategy):
         except NotFoundError:  # the upload expired or was aborted: start a new one
             log.info("%s: upload %s is gone on the server; starting a new one", self.dst.raw, self.upload_id)
             checkpoint.extra.pop("upload_id", None)
-            checkpoint.parts.clear()
             self.begin(checkpoint)
             return 0
         for index, info in list(checkpoint.parts.items()):
@@ -401,7 +502,7 @@ class _Compose(_Strategy):
         if not prefix:
             digest = hashlib.sha1(self.dst.key.encode()).hexdigest()[:16]
             prefix = f"{COMPONENT_PREFIX}{secrets.token_hex(8)}_{digest}/"
-            checkpoint.parts.clear()
+            checkpoint.clear_parts()
             checkpoint.set_extra(component_prefix=prefix)
         self.prefix = prefix
 

@@ -1,0 +1,49 @@
+"""Stopping a transfer on SIGINT or SIGTERM within a moment, keeping what a rerun resumes from.
+
+``Interrupted`` is a BaseException, as KeyboardInterrupt is, so no ``except Exception`` on the
+way up swallows it. The part pool (``pool.run_parts``) stops its workers and returns at once
+instead of waiting for parts in flight; the engine keeps the temp file, tracker and multipart
+upload exactly as a SIGKILL would (or aborts the upload when resume is off), and the manifest
+row is finished as an ``error`` row naming the signal.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterable
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ferry_provider.transfer.manifest import ManifestRow
+
+
+class Interrupted(BaseException):
+    """A signal asked the transfer to stop. ``row`` is its manifest row, once it has one."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signal_name}")
+        self.row: ManifestRow | None = None
+        self.aftermath = ""  # what the transfer left for a rerun (or removed), said by the engine
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+def raise_on_signals(signums: Iterable[int] = (signal.SIGINT, signal.SIGTERM)) -> None:
+    """From now on the first of these signals raises Interrupted in the main thread; later ones
+    are ignored, so a second Ctrl-C cannot break the clean-up the first one started."""
+    fired: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        raise Interrupted(signum)
+
+    for signum in signums:
+        signal.signal(signum, handler)
