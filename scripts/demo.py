@@ -3,7 +3,8 @@
 Starts SeaweedFS on 127.0.0.1 under ``.demo/``, gives Airflow a metadata DB and a connection for
 it, runs ``examples/dags/ferry_demo.py`` with ``airflow dags test`` (generate -> composite
 upload -> deferrable checksum sensor -> verified ranged download), checks the downloaded bytes,
-and prints the manifest as a table. SeaweedFS is stopped by its PID on the way out.
+and prints the manifest as a table. SeaweedFS is stopped by its PID on the way out, also when the
+demo is interrupted (Ctrl-C or SIGTERM); nothing is left in /tmp.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import shutil
 import subprocess
 import sys
 
+from tests.servers.process import interrupt_on_sigterm
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_DIR = os.path.join(HERE, ".demo")
 BUCKET = "ferry-demo"
 
 
 def main() -> int:
+    interrupt_on_sigterm()  # a killed demo still stops SeaweedFS and sweeps its sockets (the finally below)
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     os.makedirs(DEMO_DIR)
     work = os.path.join(DEMO_DIR, "work")
@@ -81,4 +85,8 @@ def print_manifest(path: str) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

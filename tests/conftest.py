@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+
+from tests.servers.process import interrupt_on_sigterm
 
 # Airflow reads its configuration on first import: isolate it before anything imports airflow.
 _HOME = tempfile.mkdtemp(prefix="ferry-airflow-home-")
+# Removed at exit, after Airflow's own exit handlers (registered later, so run earlier), also
+# when the run is interrupted: Ctrl-C, or SIGTERM, which unwinds the same way.
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+interrupt_on_sigterm()
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"

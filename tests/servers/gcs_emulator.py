@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import sys
 
-from tests.servers.process import ServerProcess, free_port
+from tests.servers.process import ServerProcess, start_server
 
 
 def start_gcs_emulator(workdir: str) -> tuple[ServerProcess, str]:
     """Start the emulator on 127.0.0.1; return it and its endpoint URL."""
-    port = free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
-    argv = [exe, "start", "-H", "127.0.0.1", "--port", str(port), "--in-memory"]
-    proc = ServerProcess("gcp-storage-emulator", argv, os.path.join(workdir, "gcs.log"), cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    proc.wait_http(url + "/", timeout=60)
-    return proc, url
+    proc, (port,) = start_server(
+        "gcp-storage-emulator",
+        os.path.join(workdir, "gcs.log"),
+        1,
+        lambda ports: [exe, "start", "-H", "127.0.0.1", "--port", str(ports[0]), "--in-memory"],
+        lambda ports: f"http://127.0.0.1:{ports[0]}/",
+        cwd=workdir,
+    )
+    return proc, f"http://127.0.0.1:{port}"

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from tests.servers.process import ServerProcess, free_port
+from tests.servers.process import ServerProcess, start_server
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -154,24 +154,23 @@ class RangeHandler(BaseHTTPRequestHandler):
 
 def start_http_server(root: str, workdir: str) -> tuple[ServerProcess, str, str]:
     """Start this server as a child process; return it, its base URL and its access log path."""
-    port = free_port()
     log = os.path.join(workdir, "http-access.log")
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.servers.http_range_server",
-        "--root",
-        root,
-        "--port",
-        str(port),
-        "--access-log",
-        log,
-    ]
-    proc = ServerProcess("http-range-server", argv, os.path.join(workdir, "http.log"), cwd=here)
-    url = f"http://127.0.0.1:{port}"
-    proc.wait_http(url + "/", timeout=30)
-    return proc, url, log
+
+    def argv(ports: list[int]) -> list[str]:
+        server = [sys.executable, "-m", "tests.servers.http_range_server"]
+        return [*server, "--root", root, "--port", str(ports[0]), "--access-log", log]
+
+    proc, (port,) = start_server(
+        "http-range-server",
+        os.path.join(workdir, "http.log"),
+        1,
+        argv,
+        lambda ports: f"http://127.0.0.1:{ports[0]}/",
+        cwd=here,
+        timeout=30,
+    )
+    return proc, f"http://127.0.0.1:{port}", log
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from tests.servers.process import ServerProcess, free_port_pair
+from tests.servers.process import ServerProcess, start_server
 
 ACCESS_KEY = "FERRYTESTKEY"
 SECRET_KEY = "ferry/test+secret"  # has '/' and '+' so URI-form connections are exercised
@@ -40,9 +40,28 @@ def weed_binary() -> str:
     return found
 
 
+# Service order of the ports start_seaweedfs reserves; every port is set, none derived by SeaweedFS.
+PORT_NAMES = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "s3.port.iceberg",
+    "s3.port.lance",
+)
+# The kernel's limit on a unix socket's path (sun_path, 108 bytes with the terminating NUL).
+MAX_SOCKET_PATH = 107
+
+
 def start_seaweedfs(workdir: str) -> tuple[ServerProcess, S3Endpoint]:
-    """Start ``weed server`` with S3 on 127.0.0.1, every port set so runs never collide."""
+    """Start ``weed server`` with S3 on 127.0.0.1, on reserved ports, leaving nothing outside ``workdir``."""
+    workdir = os.path.abspath(workdir)
     os.makedirs(os.path.join(workdir, "data"), exist_ok=True)
+    os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
     config = os.path.join(workdir, "s3.json")
     with open(config, "w") as f:
         json.dump(
@@ -58,36 +77,53 @@ def start_seaweedfs(workdir: str) -> tuple[ServerProcess, S3Endpoint]:
             f,
         )
     os.chmod(config, 0o600)
-    ports = [free_port_pair() for _ in range(6)]
-    while len(set(ports)) < 6:  # two draws may coincide
-        ports = [free_port_pair() for _ in range(6)]
-    master, volume, filer, s3, iceberg, lance = ports
-    argv = [
-        weed_binary(),
-        "server",
-        f"-dir={workdir}/data",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-master.port={master}",
-        f"-master.port.grpc={master + 10000}",
-        f"-volume.port={volume}",
-        f"-volume.port.grpc={volume + 10000}",
-        f"-filer.port={filer}",
-        f"-filer.port.grpc={filer + 10000}",
-        "-s3",
-        f"-s3.port={s3}",
-        f"-s3.port.grpc={s3 + 10000}",
-        f"-s3.port.iceberg={iceberg}",
-        f"-s3.port.lance={lance}",
-        f"-s3.config={config}",
-        "-master.telemetry=false",  # otherwise it reports usage to an outside URL
-        # Every bucket is a collection that grabs several volumes as it grows; volume.max=0 would
-        # mean "free disk / volume size" (about 50 here), which eight test buckets exhaust
-        # ("No writable volumes"). Volumes are sparse files: many small ones reserve no disk.
-        "-master.volumeSizeLimitMB=256",
-        "-volume.max=256",
-    ]
-    proc = ServerProcess("seaweedfs", argv, os.path.join(workdir, "weed.log"))
-    url = f"http://127.0.0.1:{s3}"
-    proc.wait_http(url + "/", timeout=90)
-    return proc, S3Endpoint(url, ACCESS_KEY, SECRET_KEY)
+    # The filer's and S3's local sockets default to /tmp/seaweedfs-{filer,s3}-<port>.sock; they
+    # go to the workdir unless its path is too long for a socket.
+    local_sockets = {name: os.path.join(workdir, f"{name}.sock") for name in ("filer", "s3")}
+    local_sockets = {name: path for name, path in local_sockets.items() if len(path.encode()) <= MAX_SOCKET_PATH}
+
+    def argv(ports: list[int]) -> list[str]:
+        return [
+            weed_binary(),
+            "-logtostderr",  # glog writes files to /tmp otherwise; stderr goes to weed.log
+            "server",
+            f"-dir={workdir}/data",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-s3",
+            *(f"-{name}={port}" for name, port in zip(PORT_NAMES, ports, strict=True)),
+            *(f"-{name}.localSocket={path}" for name, path in local_sockets.items()),
+            f"-s3.config={config}",
+            "-master.telemetry=false",  # otherwise it reports usage to an outside URL
+            # Every bucket is a collection that grabs several volumes as it grows; volume.max=0 would
+            # mean "free disk / volume size" (about 50 here), which eight test buckets exhaust
+            # ("No writable volumes"). Volumes are sparse files: many small ones reserve no disk.
+            "-master.volumeSizeLimitMB=256",
+            "-volume.max=256",
+        ]
+
+    def leftovers(ports: list[int]) -> list[str]:
+        """Unix sockets it may leave: weed server puts each gRPC service's at a fixed /tmp path
+        (no flag moves them) and does not always remove them, as when stopped by SIGKILL."""
+        port = dict(zip(PORT_NAMES, ports, strict=True))
+        grpc = [
+            f"/tmp/seaweedfs-{name}-grpc-{port[name + '.port.grpc']}.sock"
+            for name in ("master", "volume", "filer", "s3")
+        ]
+        local = [
+            local_sockets.get(name, f"/tmp/seaweedfs-{name}-{port[name + '.port']}.sock") for name in ("filer", "s3")
+        ]
+        return grpc + local
+
+    proc, ports = start_server(
+        "seaweedfs",
+        os.path.join(workdir, "weed.log"),
+        len(PORT_NAMES),
+        argv,
+        lambda ports: f"http://127.0.0.1:{ports[PORT_NAMES.index('s3.port')]}/",
+        env={**os.environ, "TMPDIR": os.path.join(workdir, "tmp")},  # any other temp file stays here too
+        cwd=workdir,
+        leftovers_for=leftovers,
+        timeout=90,
+    )
+    return proc, S3Endpoint(f"http://127.0.0.1:{ports[PORT_NAMES.index('s3.port')]}", ACCESS_KEY, SECRET_KEY)
