@@ -319,6 +319,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"ferry: {args.command} failed: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a defect: still one line, scrubbed; the traceback only when asked for
+        from ferry_provider.hooks.errors import scrub
+
+        if os.environ.get("FERRY_DEBUG"):
+            raise
+        print(f"ferry: {args.command} failed: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -176,8 +176,10 @@ class S3Store(StorageHook):
             urllib3.exceptions.HTTPError,
         ) as exc:
             raise TransientError(f"{url}: connection failed: {exc}", url=url) from exc
-        except bex.ParamValidationError as exc:
+        except (bex.ParamValidationError, bex.EndpointResolutionError) as exc:
             raise InvalidArgumentError(f"{url}: {exc}", url=url) from exc
+        except bex.BotoCoreError as exc:
+            raise FerryError(f"{url}: {exc}", url=url) from exc
 
     def _map_client_error(self, exc: bex.ClientError, url: str, pinned: bool) -> FerryError:
         err = exc.response.get("Error", {})

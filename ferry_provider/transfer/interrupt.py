@@ -10,7 +10,9 @@ row is finished as an ``error`` row naming the signal.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -34,15 +36,42 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+class _Shield:
+    depth = 0  # deferred_signals() blocks entered in the main thread
+    pending: int | None = None  # a signal that arrived inside one
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """A signal arriving inside this block is raised when the block ends, not in its middle:
+    for a short request whose answer must not be lost, such as a new multipart upload's id,
+    without which the upload could be neither resumed nor aborted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers run in the main thread only: nothing to defer here
+        return
+    _Shield.depth += 1
+    try:
+        yield
+    finally:
+        _Shield.depth -= 1
+    if _Shield.depth == 0 and _Shield.pending is not None:
+        signum, _Shield.pending = _Shield.pending, None
+        raise Interrupted(signum)
+
+
 def raise_on_signals(signums: Iterable[int] = (signal.SIGINT, signal.SIGTERM)) -> None:
-    """From now on the first of these signals raises Interrupted in the main thread; later ones
-    are ignored, so a second Ctrl-C cannot break the clean-up the first one started."""
+    """From now on the first of these signals raises Interrupted in the main thread (at the end
+    of a deferred_signals() block, when it arrives inside one); later ones are ignored, so a
+    second Ctrl-C cannot break the clean-up the first one started."""
     fired: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if fired:
             return
         fired.append(signum)
+        if _Shield.depth:
+            _Shield.pending = signum
+            return
         raise Interrupted(signum)
 
     for signum in signums:

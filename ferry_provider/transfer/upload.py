@@ -35,7 +35,7 @@ from ferry_provider.hooks.url import ObjectURL, local_path
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.file_slice import FileSlice
-from ferry_provider.transfer.interrupt import Interrupted
+from ferry_provider.transfer.interrupt import Interrupted, deferred_signals
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
@@ -48,6 +48,7 @@ log = logging.getLogger("ferry_provider.transfer")
 
 COMPONENT_PREFIX = ".ferry/tmp/"  # temporary components live here, in the destination bucket
 HASH_BUFFER = 4 * MiB
+IN_FLIGHT_GRACE = 10.0  # seconds an abort waits for part requests under way to end
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class _Upload:
         self._stop = threading.Event()
         self._notes: list[str] = []  # what the row's description says besides the verification
         self._interrupted_aftermath = ""
+        self._in_flight = 0  # part requests under way, which an abort must outwait
+        self._in_flight_changed = threading.Condition()
 
     def _buffer(self) -> memoryview:
         buf = getattr(self._local, "buf", None)
@@ -291,9 +294,7 @@ class _Upload:
             info = strategy.complete(checkpoint, plan, crc, st.st_size)
         except BaseException as exc:
             if not (self.opts.resume and _resumable(exc)):
-                strategy.discard(checkpoint.extra, list(checkpoint.parts))
-                checkpoint.delete()
-                self._interrupted_aftermath = "the unfinished upload was removed (resume is off)"
+                self._discard(strategy, checkpoint)
             else:
                 self._interrupted_aftermath = f"unfinished upload {strategy.upload_id or ''} kept for a rerun to resume"
             raise
@@ -302,6 +303,25 @@ class _Upload:
         if reused:
             notes.append(f"resumed: {reused} part(s) reused")
         return self._finish(info, crc, progress, "; ".join(notes))
+
+    def _discard(self, strategy: _Strategy, checkpoint: Checkpoint) -> None:
+        """Remove the unfinished upload. A part still being sent can land after an abort and
+        bring it back (S3 says as much: abort again once the part uploads have ended), so when
+        parts were in flight, wait briefly for them and remove it again. If they do not end in
+        time, the tracker keeps the upload's name, so the next run removes it."""
+        self._stop.set()  # no part request starts from now on
+        strategy.discard(checkpoint.extra, list(checkpoint.parts))
+        with self._in_flight_changed:
+            had_in_flight = self._in_flight > 0
+            settled = self._in_flight_changed.wait_for(lambda: self._in_flight == 0, IN_FLIGHT_GRACE)
+        if had_in_flight:
+            strategy.discard(checkpoint.extra, list(checkpoint.parts))
+        if settled:
+            checkpoint.delete()
+            self._interrupted_aftermath = "the unfinished upload was removed (resume is off)"
+        else:
+            log.warning("%s: parts were still being sent; the next run (or ferry cleanup) removes them", self.dst.raw)
+            self._interrupted_aftermath = "parts were still in flight; the next run removes the unfinished upload"
 
     def _reverify_parts(self, fd: int, plan: RangePlan, checkpoint: Checkpoint) -> int:
         """Re-hash the source's bytes for each reused part: a part whose bytes no longer match
@@ -325,11 +345,20 @@ class _Upload:
             if self._stop.is_set():
                 raise Stopped()
             crc = self._crc(fd, part.start, part.size).value
-            info = self._call(
-                f"part {part.index + 1}",
-                lambda: strategy.send(part, FileSlice(fd, part.start, part.size), checksums.hex32(crc)),
-                stop=self._stop,
-            )
+            with self._in_flight_changed:  # checked under the lock _discard() counts parts with
+                if self._stop.is_set():
+                    raise Stopped()
+                self._in_flight += 1
+            try:
+                info = self._call(
+                    f"part {part.index + 1}",
+                    lambda: strategy.send(part, FileSlice(fd, part.start, part.size), checksums.hex32(crc)),
+                    stop=self._stop,
+                )
+            finally:
+                with self._in_flight_changed:
+                    self._in_flight -= 1
+                    self._in_flight_changed.notify_all()
             checkpoint.record(part.index, crc32c=crc, size=part.size, etag=info.etag)
             progress.add(part.size)
 
@@ -439,14 +468,16 @@ class _Multipart(_Strategy):
         upload_id = checkpoint.extra.get("upload_id")
         self.resumed = bool(upload_id)
         if not upload_id:
-            upload_id = self.up._call(
-                "create multipart upload",
-                lambda: self.hook.create_multipart(
-                    self.dst.raw, content_type=self.up.opts.content_type, metadata=self.up.opts.metadata or None
-                ),
-            )
-            checkpoint.clear_parts()
-            checkpoint.set_extra(upload_id=upload_id)
+            with deferred_signals():  # an upload whose id was lost could never be aborted
+                upload_id = self.up._call(
+                    "create multipart upload",
+                    lambda: self.hook.create_multipart(
+                        self.dst.raw, content_type=self.up.opts.content_type, metadata=self.up.opts.metadata or None
+                    ),
+                )
+                checkpoint.clear_parts()
+                checkpoint.set_extra(upload_id=upload_id)
+                self.upload_id = upload_id
         self.upload_id = upload_id
 
     def verify_existing(self, checkpoint: Checkpoint) -> int:
