@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ferry-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test faults lint bench clean
 BENCH_STAMP := $(VENV)/.ferry-bench-installed
 
 $(STAMP): pyproject.toml
@@ -15,10 +15,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m scripts.demo
 
+# The suite includes the fault matrix (tests/faults): its cells run once, and its table is
+# printed at the end of the run.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The fault matrix alone: ferry cp under every fault, against real local stores; prints the table.
+faults: $(STAMP)
+	$(BIN)/python -m tests.faults
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'

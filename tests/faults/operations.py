@@ -1,0 +1,186 @@
+"""The operations of the matrix's rows. Each says how to set up its ``ferry cp``, where its data
+flows (so a fault knows which bodies to damage), where its destination and its resumable state
+are, and which faults have no meaning for it.
+
+A new row (server-side copy, cross-store copy, bulk) is one more subclass here and one line in
+``matrix.ROWS``: the fault columns only use this interface. Its ``not_applicable`` names the
+faults that have no meaning for it (a server-side copy moves no bytes through the proxy); an
+operation on two stores reaches the second one with ``cell.store(name)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.faults.backends import Backend
+from tests.faults.cell import PART, SIZE, Cell, Transfer
+from tests.faults.local_state import ferry_files, find, tracker_parts
+
+PART_ARG = f"{PART >> 20}MiB"
+
+
+class Operation:
+    name = ""
+    data_in_answers = True  # data reaches the client in answer bodies (else in request bodies)
+    writes_remote = False  # it writes to the store (else it only reads from it)
+    exclusive_destination = False  # a second writer must fail at once or wait (a local file)
+    restarts_on_change = False  # --restart-on-change applies
+    parallelism = 2
+
+    def not_applicable(self, fault: str, backend: type[Backend]) -> str | None:
+        """Why ``fault`` has no meaning for this operation on ``backend``; None if it has."""
+        return None
+
+    def prepare(self, cell: Cell, local_dir: Path | None) -> Transfer:
+        raise NotImplementedError
+
+    def args(self, cell: Cell, t: Transfer, expect: bytes) -> list[str]:
+        """ferry cp's arguments for ``t``, ending with ``expect``."""
+        raise NotImplementedError
+
+    def verified(self, backend: Backend) -> str:
+        """What an OK row of this operation must say it verified (a regex)."""
+        raise NotImplementedError
+
+    def destination_bytes(self, cell: Cell, t: Transfer) -> bytes | None:
+        raise NotImplementedError
+
+    def with_missing_bucket(self, cell: Cell, t: Transfer) -> tuple[Transfer, str]:
+        """``t`` with its remote side in a bucket that does not exist, and that bucket's name."""
+        raise NotImplementedError
+
+    def data_match(self, cell: Cell, t: Transfer) -> tuple[str, str]:
+        """(method, path substring) of the requests that carry the object's bytes."""
+        raise NotImplementedError
+
+    def done_parts(self, cell: Cell, t: Transfer) -> dict[int, int]:
+        """The parts its tracker records as finished, index -> size."""
+        raise NotImplementedError
+
+    def missing_resumable_state(self, cell: Cell, t: Transfer) -> list[str]:
+        """What an interrupted run should have kept for the rerun but did not."""
+        raise NotImplementedError
+
+    def local_leftovers(self, cell: Cell, t: Transfer) -> list[str]:
+        return ferry_files(t.local_dir)
+
+    def rerun_traffic(self, cell: Cell, t: Transfer, done: dict[int, int]) -> tuple[int, int, str]:
+        """(moved, allowed, unit): data the rerun moved through the proxy, and at most what was
+        not done when the first run stopped."""
+        raise NotImplementedError
+
+    def change_source(self, cell: Cell, t: Transfer, new: bytes) -> None:
+        """Overwrite the source with ``new`` behind the running transfer's back."""
+        raise NotImplementedError
+
+
+class Download(Operation):
+    """ferry cp REMOTE LOCAL: parallel ranged reads into a temp file, verified, renamed."""
+
+    name = "download"
+    exclusive_destination = True
+    restarts_on_change = True
+
+    def prepare(self, cell: Cell, local_dir: Path | None) -> Transfer:
+        key = f"{cell.prefix}object.bin"
+        data = os.urandom(SIZE)
+        cell.backend.seed(key, data)
+        directory = local_dir or cell.workdir / "dest"
+        directory.mkdir(parents=True, exist_ok=True)
+        source = cell.backend.url(key, cell.proxy_url)
+        return Transfer(source, str(directory / "object.bin"), key, data, directory)
+
+    def args(self, cell: Cell, t: Transfer, expect: bytes) -> list[str]:
+        options = ["--json", "--quiet", "-j", str(self.parallelism), "--part-size", PART_ARG]
+        return [t.source, t.destination, *options, *cell.backend.digest_args(expect)]
+
+    def verified(self, backend: Backend) -> str:
+        return rf"verified\b.*\b{backend.verified}"
+
+    def destination_bytes(self, cell: Cell, t: Transfer) -> bytes | None:
+        try:
+            return Path(t.destination).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def with_missing_bucket(self, cell: Cell, t: Transfer) -> tuple[Transfer, str]:
+        url = cell.backend.missing_bucket_url(t.key)
+        return Transfer(url, t.destination, t.key, t.data, t.local_dir), url.split("/")[2]
+
+    def data_match(self, cell: Cell, t: Transfer) -> tuple[str, str]:
+        return "GET", cell.backend.download_match(t.key)
+
+    def done_parts(self, cell: Cell, t: Transfer) -> dict[int, int]:
+        trackers = find(t.local_dir, ".ferry-tracker")
+        return tracker_parts(trackers[0]) if trackers else {}
+
+    def missing_resumable_state(self, cell: Cell, t: Transfer) -> list[str]:
+        wanted = {"temp file *.ferry-tmp": ".ferry-tmp", "tracker *.ferry-tracker": ".ferry-tracker"}
+        return [what for what, suffix in wanted.items() if not find(t.local_dir, suffix)]
+
+    def rerun_traffic(self, cell: Cell, t: Transfer, done: dict[int, int]) -> tuple[int, int, str]:
+        method, match = self.data_match(cell, t)
+        return cell.proxy.body_bytes(method, match), len(t.data) - sum(done.values()), "body bytes"
+
+    def change_source(self, cell: Cell, t: Transfer, new: bytes) -> None:
+        cell.backend.seed(t.key, new)
+        t.data = new
+
+
+class Upload(Operation):
+    """ferry cp LOCAL REMOTE: S3 multipart parts or GCS components, joined, verified."""
+
+    name = "upload"
+    data_in_answers = False
+    writes_remote = True
+
+    def not_applicable(self, fault: str, backend: type[Backend]) -> str | None:
+        if fault == "disk-full":
+            return "an upload writes no data to the local disk (only a small tracker)"
+        return None
+
+    def prepare(self, cell: Cell, local_dir: Path | None) -> Transfer:
+        key = f"{cell.prefix}object.bin"
+        data = os.urandom(SIZE)
+        directory = local_dir or cell.workdir / "src"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "object.bin").write_bytes(data)
+        return Transfer(str(directory / "object.bin"), cell.backend.url(key, cell.proxy_url), key, data, directory)
+
+    def args(self, cell: Cell, t: Transfer, expect: bytes) -> list[str]:
+        options = ["--json", "--quiet", "-j", str(self.parallelism), "--part-size", PART_ARG]
+        return [t.source, t.destination, *options]
+
+    def verified(self, backend: Backend) -> str:
+        return r"crc32c verified"
+
+    def destination_bytes(self, cell: Cell, t: Transfer) -> bytes | None:
+        return cell.backend.read(t.key)
+
+    def with_missing_bucket(self, cell: Cell, t: Transfer) -> tuple[Transfer, str]:
+        url = cell.backend.missing_bucket_url(t.key)
+        return Transfer(t.source, url, t.key, t.data, t.local_dir), url.split("/")[2]
+
+    def data_match(self, cell: Cell, t: Transfer) -> tuple[str, str]:
+        return cell.backend.upload_method, cell.backend.upload_match
+
+    def done_parts(self, cell: Cell, t: Transfer) -> dict[int, int]:
+        trackers = find(t.local_dir, ".ferry-upload-tracker")
+        return tracker_parts(trackers[0]) if trackers else {}
+
+    def missing_resumable_state(self, cell: Cell, t: Transfer) -> list[str]:
+        missing = [] if find(t.local_dir, ".ferry-upload-tracker") else ["tracker *.ferry-upload-tracker"]
+        if not cell.backend.temporaries() - cell.baseline:
+            missing.append("the unfinished upload on the store (multipart upload or components)")
+        return missing
+
+    def rerun_traffic(self, cell: Cell, t: Transfer, done: dict[int, int]) -> tuple[int, int, str]:
+        method, match = self.data_match(cell, t)
+        return cell.proxy.answered(method, match), t.parts - len(done), "parts uploaded"
+
+    def change_source(self, cell: Cell, t: Transfer, new: bytes) -> None:
+        # In place, same size: only the modification time tells (a new inode would be easier).
+        with open(t.source, "r+b") as f:
+            f.write(new)
+        t.data = new
