@@ -31,6 +31,7 @@ from ferry_provider.hooks.errors import (
     PermissionDeniedError,
     RangeNotSupportedError,
     SourceChangedError,
+    TransientError,
 )
 from ferry_provider.hooks.http_session import (
     STREAM_ERRORS,
@@ -267,8 +268,8 @@ class GCSStore(StorageHook):
             params["ifGenerationMatch"] = "0"
         payload = _MultipartRelated(resource, data, size)
         self.session  # noqa: B018
-        return self._info(
-            self._json(
+        try:
+            answer = self._json(
                 "POST",
                 f"{self.endpoint}/upload/storage/v1/b/{u.bucket}/o",
                 u.raw,
@@ -276,7 +277,15 @@ class GCSStore(StorageHook):
                 data=payload,
                 headers={"Content-Type": payload.content_type, "Content-Length": str(len(payload))},
             )
-        )
+        except InvalidArgumentError as exc:
+            if crc32c and "crc32c" in str(exc).lower():
+                # A 400 for the CRC32C sent: the bytes were damaged on the way (resending cures
+                # that, as S3's BadDigest) or the source changed, which the caller checks.
+                raise TransientError(
+                    f"{u.raw}: the store's CRC32C differs from the one sent: {exc}", url=u.raw
+                ) from exc
+            raise
+        return self._info(answer)
 
     def delete(self, url: str) -> None:
         u = self.parse(url).require_key()

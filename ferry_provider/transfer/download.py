@@ -166,7 +166,8 @@ class _Download:
             if not self.opts.restart_on_change:
                 raise
             log.warning("%s changed during the download; starting over once", self.row.source)
-            pin = self.hook.head(self.src.raw)
+            self._notes.append("the source changed during the download: restarted once (restart_on_change)")
+            pin = self.opts.retry.run(lambda: self.hook.head(self.src.raw), what=f"{self.src.raw}: head")
             self.row.source_size = pin.size
             self._select_checks(pin)
             return self._transfer(pin)

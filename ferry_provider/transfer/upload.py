@@ -126,6 +126,7 @@ class _Upload:
             if not self.opts.restart_on_change:
                 raise
             log.warning("%s changed during the upload; starting over once", self.source)
+            self._notes = ["the source changed during the upload: restarted once (restart_on_change)"]
         finally:
             os.close(fd)
         fd, st = self._open_source()
@@ -349,12 +350,23 @@ class _Upload:
                 if self._stop.is_set():
                     raise Stopped()
                 self._in_flight += 1
+            attempts = 0
+
+            def attempt() -> PartInfo:
+                nonlocal attempts
+                attempts += 1
+                if attempts > 1 and self._crc(fd, part.start, part.size).value != crc:
+                    # The store refused the bytes (BadDigest, a CRC32C mismatch) or the link broke:
+                    # if the file itself now holds other bytes, resending cannot help.
+                    raise SourceChangedError(
+                        f"{self.source} changed while uploading (part {part.index + 1} holds other bytes now); "
+                        "nothing was published",
+                        url=self.source,
+                    )
+                return strategy.send(part, FileSlice(fd, part.start, part.size), checksums.hex32(crc))
+
             try:
-                info = self._call(
-                    f"part {part.index + 1}",
-                    lambda: strategy.send(part, FileSlice(fd, part.start, part.size), checksums.hex32(crc)),
-                    stop=self._stop,
-                )
+                info = self._call(f"part {part.index + 1}", attempt, stop=self._stop)
             finally:
                 with self._in_flight_changed:
                     self._in_flight -= 1

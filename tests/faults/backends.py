@@ -118,9 +118,8 @@ class Backend:
 class S3Backend(Backend):
     name = "s3"
     title = "S3 (SeaweedFS)"
-    # SeaweedFS creates a bucket on the first write to it (-s3.autoCreateBucket, default true for
-    # admin identities); S3 answers NoSuchBucket.
-    creates_missing_buckets = True
+    # Started with -s3.autoCreateBucket=false, SeaweedFS answers NoSuchBucket as S3 does.
+    creates_missing_buckets = False
 
     def __init__(self, endpoint: S3Endpoint) -> None:
         super().__init__(endpoint.url)

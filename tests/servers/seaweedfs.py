@@ -94,6 +94,8 @@ def start_seaweedfs(workdir: str) -> tuple[ServerProcess, S3Endpoint]:
             *(f"-{name}={port}" for name, port in zip(PORT_NAMES, ports, strict=True)),
             *(f"-{name}.localSocket={path}" for name, path in local_sockets.items()),
             f"-s3.config={config}",
+            # As S3 does: a write to a missing bucket is NoSuchBucket, not a new bucket.
+            "-s3.autoCreateBucket=false",
             "-master.telemetry=false",  # otherwise it reports usage to an outside URL
             # Every bucket is a collection that grabs several volumes as it grows; volume.max=0 would
             # mean "free disk / volume size" (about 50 here), which eight test buckets exhaust
