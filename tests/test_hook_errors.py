@@ -9,6 +9,7 @@ import pytest
 
 from ferry_provider.hooks.errors import (
     InvalidArgumentError,
+    MissingConnectionError,
     NotFoundError,
     PermissionDeniedError,
     RangeNotSupportedError,
@@ -70,7 +71,7 @@ def test_factory_picks_the_hook_by_scheme(tmp_path) -> None:
 
 
 def test_named_connection_that_does_not_exist() -> None:
-    with pytest.raises(NotFoundError, match=r"connection 'no_such_conn' is not defined.*AIRFLOW_CONN_NO_SUCH_CONN"):
+    with pytest.raises(MissingConnectionError, match=r"connection 'no_such_conn' is not defined.*AIRFLOW_CONN_NO_SUCH"):
         FerryS3Hook("no_such_conn").head("s3://bucket/key")
     with pytest.raises(NotFoundError, match="no_such_conn"):
         FerryGCSHook("no_such_conn").head("gs://bucket/key")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import threading
 import zlib
@@ -223,3 +224,63 @@ def test_object_written_later_is_detected_in_each_mode(airflow_db, seaweedfs, mo
     assert objects[0]["url"] == url and objects[0]["crc32c"] == crc32c_hex(data)
     # The first check found nothing: the deferrable sensor must have handed over to its trigger.
     assert ("running trigger in line" in caplog.text) == (mode == "deferrable")
+
+
+def run_sensor_dag(
+    monkeypatch, capfd, caplog, mode: str, url: str, conn: str, crc32c: str = "", timeout: float = 60
+) -> tuple[object, str]:
+    """Run the sensor DAG; return its run and everything it logged (task logs go to stdout)."""
+    for key, value in {
+        "FERRY_TEST_MODE": mode,
+        "FERRY_TEST_URL": url,
+        "FERRY_TEST_CONN": conn,
+        "FERRY_TEST_CRC32C": crc32c,
+        "FERRY_TEST_TIMEOUT": str(timeout),
+    }.items():
+        monkeypatch.setenv(key, value)
+    with caplog.at_level("INFO"):
+        run = run_dag("ferry_test_sensor")
+    out, err = capfd.readouterr()
+    return run, caplog.text + out + err
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+def test_a_missing_connection_fails_at_once_naming_it(
+    airflow_db, seaweedfs, monkeypatch, capfd, caplog, mode: str
+) -> None:
+    """Used to be reported as "0 of 1 object ... not there yet" until the sensor's timeout."""
+    url = f"s3://{BUCKET}/never.bin"
+    run, log = run_sensor_dag(monkeypatch, capfd, caplog, mode, url, "no_such_conn", timeout=600)
+    assert run.state == "failed"
+    assert "Airflow connection 'no_such_conn' is not defined" in log
+    assert "0 of 1 object" not in log and "running trigger in line" not in log
+
+
+def test_a_bad_secret_fails_at_once_with_the_stores_answer(airflow_db, seaweedfs, monkeypatch, capfd, caplog) -> None:
+    make_s3_bucket(seaweedfs, BUCKET)
+    conn = json.loads(seaweedfs.connection_json())
+    conn["password"] = "not-the-secret"
+    monkeypatch.setenv("AIRFLOW_CONN_FERRY_BAD_SECRET", json.dumps(conn))
+    run, log = run_sensor_dag(
+        monkeypatch, capfd, caplog, "poke", f"s3://{BUCKET}/never.bin", "ferry_bad_secret", timeout=600
+    )
+    assert run.state == "failed"
+    assert "403" in log and "connection 'ferry_bad_secret'" in log
+    assert "not-the-secret" not in log and "0 of 1 object" not in log
+
+
+def test_a_deferred_sensor_times_out_on_time(airflow_db, seaweedfs, monkeypatch, capfd, caplog) -> None:
+    """dag.test() runs triggers inline and enforces no deferral timeout: this used to poll forever."""
+    make_s3_bucket(seaweedfs, BUCKET)
+    url = f"s3://{BUCKET}/{unique_prefix()}never.bin"
+    run, log = run_sensor_dag(monkeypatch, capfd, caplog, "deferrable", url, S3_CONN, timeout=3)
+    assert run.state == "failed"
+    assert "running trigger in line" in log and "sensor timed out after 3.0s" in log
+
+
+def test_the_trigger_yields_a_timeout_event_at_its_deadline(store) -> None:
+    _, conn, prefix = store
+    trigger = FerryArtifactTrigger(check(prefix + "never.bin", conn).to_dict(), poke_interval=0.1, deadline=0)
+    assert FerryArtifactTrigger(**trigger.serialize()[1]).deadline == 0
+    event = asyncio.run(asyncio.wait_for(trigger.run().__anext__(), 20)).payload
+    assert event["status"] == "timeout" and "0 of 1 object" in event["reason"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from ferry_provider.hooks.errors import NotFoundError
+from ferry_provider.hooks.errors import MissingConnectionError
 
 
 class AirflowConnectionHook(BaseHook):
@@ -39,7 +39,7 @@ class AirflowConnectionHook(BaseHook):
             if conn_id == self.default_conn_name:
                 self.log.info("Connection %r is not defined; %s", conn_id, self.credential_fallback)
                 return None
-            raise NotFoundError(
+            raise MissingConnectionError(
                 f"Airflow connection {conn_id!r} is not defined"
                 f" (add it in Airflow or set AIRFLOW_CONN_{conn_id.upper()})"
             ) from None

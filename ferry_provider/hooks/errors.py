@@ -35,7 +35,11 @@ class InvalidArgumentError(FerryError, ValueError):
 
 
 class NotFoundError(FerryError):
-    """The object, bucket or connection does not exist."""
+    """The object or bucket does not exist."""
+
+
+class MissingConnectionError(InvalidArgumentError):
+    """A connection id names no connection: configuration, which waiting will not mend."""
 
 
 class PermissionDeniedError(FerryError):

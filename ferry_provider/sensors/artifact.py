@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
-from ferry_provider.hooks.errors import FerryError, InvalidArgumentError
+from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, PermissionDeniedError
 from ferry_provider.hooks.factory import hook_for
 from ferry_provider.transfer.artifact_check import INVALID, OKAY, ArtifactCheck
 from ferry_provider.triggers.artifact import FerryArtifactTrigger
@@ -29,6 +30,11 @@ class FerryArtifactSensor(BaseSensorOperator):
     ``min_count`` for prefixes and globs. A present but wrong object fails the task at once
     with expected and actual values, unless ``wait_for_valid``. The validated objects' info is
     the XCom return value. ``deferrable`` defaults to ``[operators] default_deferrable``.
+
+    Only "not found" means "not yet". A missing or malformed connection and a refusal by the
+    store (401/403, a bad signature or key) fail the task at once with the store's reason:
+    waiting would not mend them. Connection failures, throttling and 5xx answers are logged and
+    checked again, until ``timeout``, which a deferred sensor's trigger also enforces itself.
     """
 
     template_fields: Sequence[str] = (
@@ -104,8 +110,8 @@ class FerryArtifactSensor(BaseSensorOperator):
             previous = store.get(STATE_KEY, None)
         try:
             result = self._check().run(hook_for, previous)
-        except InvalidArgumentError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        except (InvalidArgumentError, PermissionDeniedError) as exc:
+            raise AirflowFailException(f"{self.url}: {exc}") from None
         except FerryError as exc:
             self.log.warning("check failed, will try again: %s", exc)
             return False
@@ -133,13 +139,20 @@ class FerryArtifactSensor(BaseSensorOperator):
                 poke_interval=float(self.poke_interval),
                 exponential_backoff=self.exponential_backoff,
                 max_interval=self.max_poke_interval,
+                # An absolute deadline, so a restarted triggerer (or dag.test(), which runs
+                # triggers inline and enforces no deferral timeout) still stops on time.
+                deadline=time.time() + float(self.timeout),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        if not event or event.get("status") != "success":
+        status = (event or {}).get("status")
+        if status == "timeout":
+            reason = f"{self.url}: sensor timed out after {self.timeout}s: {event.get('reason', '')}"  # type: ignore[union-attr]
+            raise AirflowSkipException(reason) if self.soft_fail else AirflowSensorTimeout(reason)
+        if status != "success":
             raise AirflowFailException((event or {}).get("reason", "the artifact trigger failed"))
         self.log.info("%s: %s", self.url, event.get("reason", "valid"))
         return event["objects"]

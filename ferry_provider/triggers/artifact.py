@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from ferry_provider.hooks.errors import FerryError
+from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, PermissionDeniedError
 from ferry_provider.transfer.artifact_check import INVALID, OKAY, ArtifactCheck
 
 
 class FerryArtifactTrigger(BaseTrigger):
-    """Yields one event: ``{"status": "success", "objects": [...]}`` or ``{"status": "failed",
-    "reason": ...}``. Waits between checks grow by half each time up to ``max_interval`` when
-    ``exponential_backoff``; the sensor's timeout is enforced by Airflow's deferral timeout."""
+    """Yields one event: ``{"status": "success", "objects": [...]}``, ``{"status": "failed",
+    "reason": ...}`` (an invalid artifact, a missing connection, a refusal by the store), or
+    ``{"status": "timeout", "reason": ...}`` once ``deadline`` (epoch seconds) has passed. Waits
+    between checks grow by half each time up to ``max_interval`` when ``exponential_backoff``."""
 
     def __init__(
         self,
@@ -23,8 +25,10 @@ class FerryArtifactTrigger(BaseTrigger):
         poke_interval: float = 60.0,
         exponential_backoff: bool = False,
         max_interval: float = 600.0,
+        deadline: float | None = None,
     ) -> None:
         super().__init__()
+        self.deadline = deadline
         self.check = check
         self.poke_interval = poke_interval
         self.exponential_backoff = exponential_backoff
@@ -38,6 +42,7 @@ class FerryArtifactTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "exponential_backoff": self.exponential_backoff,
                 "max_interval": self.max_interval,
+                "deadline": self.deadline,
             },
         )
 
@@ -47,11 +52,16 @@ class FerryArtifactTrigger(BaseTrigger):
         check = ArtifactCheck(**self.check)
         state: dict[str, Any] | None = None
         interval = self.poke_interval
+        reason = "not checked yet"
         while True:
             try:
                 # Hook calls block: they run in a worker thread so the triggerer's loop stays free.
                 result = await asyncio.to_thread(check.run, hook_for, state)
+            except (InvalidArgumentError, PermissionDeniedError) as exc:
+                yield TriggerEvent({"status": "failed", "reason": f"{check.url}: {exc}"})
+                return
             except FerryError as exc:
+                reason = f"check failed: {exc}"
                 self.log.warning("artifact check failed, will retry: %s", exc)
             else:
                 if result.state == OKAY:
@@ -61,7 +71,12 @@ class FerryArtifactTrigger(BaseTrigger):
                     yield TriggerEvent({"status": "failed", "reason": result.reason})
                     return
                 state = result.observation
+                reason = result.reason
                 self.log.info("waiting: %s", result.reason)
-            await asyncio.sleep(interval)
+            left = None if self.deadline is None else self.deadline - time.time()
+            if left is not None and left <= 0:
+                yield TriggerEvent({"status": "timeout", "reason": reason})
+                return
+            await asyncio.sleep(interval if left is None else min(interval, left))
             if self.exponential_backoff:
                 interval = min(interval * 1.5, self.max_interval)

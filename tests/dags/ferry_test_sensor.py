@@ -22,7 +22,7 @@ def ferry_test_sensor() -> None:
         mode="reschedule" if MODE == "reschedule" else "poke",
         deferrable=MODE == "deferrable",
         poke_interval=1,
-        timeout=60,
+        timeout=float(os.environ.get("FERRY_TEST_TIMEOUT", "60")),
     )
 
 
