@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
+from ferry_provider.hooks.errors import InvalidArgumentError
+from ferry_provider.operators.download import FerryDownloadOperator
+from ferry_provider.operators.upload import FerryUploadOperator
 from tests.conftest import put_object, run_dag
 from tests.stores import MiB, crc32c_hex
 
@@ -33,3 +38,19 @@ def test_airflow_retry_resumes_from_the_tracker(airflow_db, s3_proxy, tmp_path, 
     assert results == ["error", "OK"]  # try 1 failed and left its row; try 2 resumed
     part3 = [r.status for r in proxy.records if r.range == "bytes=3145728-4194303"]
     assert part3 == [500, 500, 206]  # part 3 was the only one asked for after the failure
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"check_hashes": "sometimes"}, "check_hashes must be one of"),
+        ({"parallelism": 0}, "parallelism must be a whole number >= 1, got 0"),
+        ({"part_size": -1}, "part_size must be a positive number of bytes, got -1"),
+        ({"retry_attempts": 0}, "retry attempts must be >= 1, got 0"),
+    ],
+)
+def test_bad_operator_arguments_fail_when_the_dag_is_parsed(kwargs: dict, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        FerryDownloadOperator(task_id="t", source="s3://b/k", destination="/data/k", **kwargs)
+    with pytest.raises(InvalidArgumentError, match=message):
+        FerryUploadOperator(task_id="t", source="/data/k", destination="s3://b/k", **kwargs)

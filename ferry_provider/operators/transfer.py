@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator, Context
 from ferry_provider.hooks.base import StorageHook
 from ferry_provider.hooks.factory import hook_for
 from ferry_provider.transfer.manifest import ManifestRow, TransferError, append_rows
-from ferry_provider.transfer.options import default_parallelism
+from ferry_provider.transfer.options import TransferOptions, default_parallelism
 from ferry_provider.transfer.retry import RetryPolicy
 
 Transfer = Callable[[StorageHook, str, str], ManifestRow]
@@ -83,11 +83,19 @@ class FerryTransferOperator(BaseOperator):
         self.retry_max_wait = retry_max_wait
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        # Values that are not templated are checked now, when the DAG is parsed, so a typo is an
+        # import error rather than a failure at run time.
+        TransferOptions(
+            parallelism=default_parallelism() if parallelism is None else parallelism,
+            part_size=part_size,
+            check_hashes=check_hashes,
+            retry=RetryPolicy(attempts=retry_attempts, max_wait=retry_max_wait),
+        )
 
     def common_options(self) -> dict[str, Any]:
         """The engine options every transfer takes, as keyword arguments."""
         return {
-            "parallelism": self.parallelism or default_parallelism(),
+            "parallelism": default_parallelism() if self.parallelism is None else self.parallelism,
             "part_size": self.part_size,
             "no_clobber": self.no_clobber,
             "skip_identical": self.skip_identical,
