@@ -9,7 +9,7 @@ import pytest
 from ferry_provider.hooks.errors import InvalidArgumentError
 from ferry_provider.operators.download import FerryDownloadOperator
 from ferry_provider.operators.upload import FerryUploadOperator
-from tests.conftest import put_object, run_dag
+from tests.conftest import make_s3_bucket, put_object, run_dag
 from tests.stores import MiB, crc32c_hex
 
 
@@ -54,3 +54,37 @@ def test_bad_operator_arguments_fail_when_the_dag_is_parsed(kwargs: dict, messag
         FerryDownloadOperator(task_id="t", source="s3://b/k", destination="/data/k", **kwargs)
     with pytest.raises(InvalidArgumentError, match=message):
         FerryUploadOperator(task_id="t", source="/data/k", destination="s3://b/k", **kwargs)
+
+
+def run_download_dag(monkeypatch, capfd, caplog, source: str, tmp_path) -> tuple[object, str, list[dict]]:
+    manifest = tmp_path / "manifest.csv"
+    monkeypatch.setenv("FERRY_TEST_SOURCE", source)
+    monkeypatch.setenv("FERRY_TEST_DEST", str(tmp_path / "out.bin"))
+    monkeypatch.setenv("FERRY_TEST_CONN", "ferry_test_s3")
+    monkeypatch.setenv("FERRY_TEST_MANIFEST", str(manifest))
+    with caplog.at_level("INFO"):
+        run = run_dag("ferry_test_download")
+    out, err = capfd.readouterr()
+    with open(manifest, newline="") as f:
+        return run, caplog.text + out + err, list(csv.DictReader(f))
+
+
+def test_a_malformed_url_is_named_and_still_gets_an_error_row(
+    airflow_db, seaweedfs, monkeypatch, capfd, caplog, tmp_path
+):
+    run, log, rows = run_download_dag(monkeypatch, capfd, caplog, "s3:/raw/x", tmp_path)
+    assert run.state == "failed"
+    assert [r["result"] for r in rows] == ["error"]  # bad input: no retry
+    assert "URL 's3:/raw/x' is malformed: expected s3://BUCKET/KEY" in rows[0]["description"]
+    assert "s3:/raw/x -> " in log and "unsupported scheme" not in log
+
+
+def test_a_missing_object_fails_in_one_line_per_try(airflow_db, seaweedfs, monkeypatch, capfd, caplog, tmp_path):
+    """A 404 used to log about 96 lines with three chained tracebacks."""
+    make_s3_bucket(seaweedfs, "ferry-download")
+    url = "s3://ferry-download/no/such/object.bin"
+    run, log, rows = run_download_dag(monkeypatch, capfd, caplog, url, tmp_path)
+    assert run.state == "failed"
+    assert [r["result"] for r in rows] == ["error", "error"]  # retried once: a 404 may yet appear
+    assert f"{url} -> {tmp_path / 'out.bin'} failed (connection 'ferry_test_s3'): {url}: 404" in log
+    assert "The above exception was the direct cause" not in log and "botocore" not in log

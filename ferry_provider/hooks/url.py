@@ -77,6 +77,9 @@ def parse_url(url: str | os.PathLike[str]) -> ObjectURL:
         # A plain path is a local file; refuse things that look like an unknown scheme.
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", text) and not re.match(r"^[A-Za-z]:[\\/]", text):
             scheme = text.split(":", 1)[0]
+            if scheme.lower() in SUPPORTED_SCHEMES:
+                shape = f"{scheme}://BUCKET/KEY" if scheme.lower() in BUCKET_SCHEMES else f"{scheme}://..."
+                raise InvalidArgumentError(f"URL {redact(text)!r} is malformed: expected {shape}", url=redact(text))
             raise InvalidArgumentError(
                 f"URL {text!r} has unsupported scheme {scheme!r}; use one of {', '.join(SUPPORTED_SCHEMES)}",
                 url=text,

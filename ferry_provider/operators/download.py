@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from ferry_provider.operators.transfer import FerryTransferOperator
+from ferry_provider.operators.transfer import FerryTransferOperator, Transfer
 from ferry_provider.transfer.download import DownloadOptions, download
 
 
@@ -26,7 +26,8 @@ class FerryDownloadOperator(FerryTransferOperator):
         self.file_mode = file_mode
 
     def execute(self, context: Context) -> dict[str, Any]:
-        options = DownloadOptions(**self.common_options(), file_mode=self.file_mode)
-        return self.run_transfer(
-            context, self.source, options.parallelism, lambda hook, src, dst: download(hook, src, dst, options)
-        )
+        def prepare() -> tuple[int, Transfer]:
+            options = DownloadOptions(**self.common_options(), file_mode=self.file_mode)
+            return options.parallelism, lambda hook, src, dst: download(hook, src, dst, options)
+
+        return self.run_transfer(context, lambda: self.source, prepare)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from ferry_provider.hooks.base import StorageHook
+from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, scrub
 from ferry_provider.hooks.factory import hook_for
-from ferry_provider.transfer.manifest import ManifestRow, TransferError, append_rows
+from ferry_provider.hooks.url import redact
+from ferry_provider.transfer.manifest import ERROR, ManifestRow, TransferError, append_rows, now
 from ferry_provider.transfer.options import TransferOptions, default_parallelism
 from ferry_provider.transfer.retry import RetryPolicy
 
@@ -27,6 +30,10 @@ class FerryTransferOperator(BaseOperator):
     ``restart_on_change``, ``expected_digests`` and ``expected_size`` mean the same in both
     directions (for an upload the expectations are checked on the local file before a byte is
     sent). ``connect_timeout`` and ``read_timeout`` (seconds) win over the connection's extras.
+
+    A failure is one line in the task log naming both ends, the connection and the cause (the
+    traceback is logged at debug level); bad arguments fail without retries, anything else
+    leaves Airflow's retries to resume.
     """
 
     template_fields: Sequence[str] = (
@@ -109,23 +116,40 @@ class FerryTransferOperator(BaseOperator):
             "retry": RetryPolicy(attempts=self.retry_attempts, max_wait=self.retry_max_wait),
         }
 
-    def run_transfer(self, context: Context, remote: str, parallelism: int, transfer: Transfer) -> dict[str, Any]:
-        """Run ``transfer`` with a hook for the ``remote`` side and report its manifest row."""
-        hook = hook_for(
-            remote,
-            self.conn_id,
-            max_connections=parallelism,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-        )
+    def run_transfer(
+        self, context: Context, remote: Callable[[], str], prepare: Callable[[], tuple[int, Transfer]]
+    ) -> dict[str, Any]:
+        """Build the options (``prepare`` gives the parallelism and the transfer), open a hook for
+        the ``remote()`` side, run the transfer and report its manifest row. Every failure on the
+        way, a malformed URL or a bad templated value included, ends in an ``error`` row."""
         try:
+            parallelism, transfer = prepare()
+            hook = hook_for(
+                remote(),
+                self.conn_id,
+                max_connections=parallelism,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+            )
             row = transfer(hook, self.source, self.destination)
         except TransferError as exc:
-            context["ti"].xcom_push(key="manifest_row", value=exc.row.to_dict())
-            if self.manifest_path:
-                append_rows(self.manifest_path, [exc.row])
-            raise
+            self._fail(context, exc.row, exc.cause or exc)
+        except (FerryError, ValueError, TypeError) as exc:  # before any transfer began
+            row = ManifestRow(source=redact(str(self.source)), destination=str(self.destination), start=now())
+            self._fail(context, row.finish(ERROR, scrub(str(exc))), exc)
         if self.manifest_path:
             append_rows(self.manifest_path, [row])
         self.log.info("%s -> %s: %s (%s)", row.source, row.destination, row.result, row.description)
         return row.to_dict()
+
+    def _fail(self, context: Context, row: ManifestRow, cause: BaseException) -> NoReturn:
+        context["ti"].xcom_push(key="manifest_row", value=row.to_dict())
+        if self.manifest_path:
+            append_rows(self.manifest_path, [row])
+        where = f" (connection {self.conn_id!r})" if self.conn_id else ""
+        message = f"{row.source} -> {row.destination} failed{where}: {row.description}"
+        self.log.error("%s", message)
+        self.log.debug("what failed, in full", exc_info=cause)
+        if isinstance(cause, (InvalidArgumentError, ValueError, TypeError)):
+            raise AirflowFailException(message) from None  # retrying bad input cannot help
+        raise AirflowException(message) from None

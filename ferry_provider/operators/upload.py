@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from ferry_provider.operators.transfer import FerryTransferOperator
+from ferry_provider.operators.transfer import FerryTransferOperator, Transfer
 from ferry_provider.transfer.upload import UploadOptions, upload
 
 
@@ -31,7 +31,10 @@ class FerryUploadOperator(FerryTransferOperator):
         self.metadata = metadata or {}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        options = UploadOptions(**self.common_options(), content_type=self.content_type, metadata=dict(self.metadata))
-        return self.run_transfer(
-            context, self.destination, options.parallelism, lambda hook, src, dst: upload(hook, src, dst, options)
-        )
+        def prepare() -> tuple[int, Transfer]:
+            options = UploadOptions(
+                **self.common_options(), content_type=self.content_type, metadata=dict(self.metadata)
+            )
+            return options.parallelism, lambda hook, src, dst: upload(hook, src, dst, options)
+
+        return self.run_transfer(context, lambda: self.destination, prepare)
