@@ -73,7 +73,7 @@ def test_factory_picks_the_hook_by_scheme(tmp_path) -> None:
 def test_named_connection_that_does_not_exist() -> None:
     with pytest.raises(MissingConnectionError, match=r"connection 'no_such_conn' is not defined.*AIRFLOW_CONN_NO_SUCH"):
         FerryS3Hook("no_such_conn").head("s3://bucket/key")
-    with pytest.raises(NotFoundError, match="no_such_conn"):
+    with pytest.raises(MissingConnectionError, match="no_such_conn"):
         FerryGCSHook("no_such_conn").head("gs://bucket/key")
 
 

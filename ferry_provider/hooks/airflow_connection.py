@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from ferry_provider.hooks.errors import MissingConnectionError
+from ferry_provider.hooks.errors import FerryError, MissingConnectionError
 
 
 class AirflowConnectionHook(BaseHook):
@@ -22,6 +24,17 @@ class AirflowConnectionHook(BaseHook):
     @property
     def conn_id(self) -> str | None:
         return getattr(self, self.conn_name_attr, None)
+
+    def get_conn(self) -> Any:
+        """The client library's object underneath: a boto3 S3 client, a requests session."""
+        return self.native_client()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """What the UI's Test button runs: one cheap request with this connection's settings."""
+        try:
+            return True, self.probe()
+        except FerryError as exc:
+            return False, str(exc)
 
     def connection(self) -> Connection | None:
         """The connection ``conn_id``, or None when there is none to use.

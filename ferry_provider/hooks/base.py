@@ -296,6 +296,16 @@ class StorageHook(ABC):
         """Where credentials came from, for error messages (never the credentials themselves)."""
         return f"connection {self.conn_id!r}" if self.conn_id else "credentials from the environment"
 
+    def native_client(self) -> Any:
+        """The client library's object underneath (a boto3 client, a requests session); None
+        where there is none (local files)."""
+        return None
+
+    def probe(self) -> str:
+        """One cheap request that proves the store answers and accepts the credentials; what it
+        found, or a FerryError saying why not."""
+        return "nothing to connect to"
+
     # -- reads ------------------------------------------------------------------------------
     @abstractmethod
     def head(self, url: str) -> ObjectInfo:

@@ -20,7 +20,13 @@ class FerryGCSHook(AirflowConnectionHook, GCSStore):
     conn_type = "ferry_gcs"
     hook_name = "Ferry Google Cloud Storage"
 
-    def __init__(self, gcp_conn_id: str | None = default_conn_name, *, max_connections: int = 16) -> None:
+    def __init__(
+        self,
+        gcp_conn_id: str | None = default_conn_name,
+        *,
+        conn_id: str | None = None,
+        max_connections: int = 16,
+    ) -> None:
         super().__init__()  # BaseHook, then the store's own set-up
-        self.gcp_conn_id = gcp_conn_id
+        self.gcp_conn_id = conn_id or gcp_conn_id  # conn_id= as Ferry's operators name it
         self.max_connections = max_connections

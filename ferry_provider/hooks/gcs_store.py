@@ -129,6 +129,21 @@ class GCSStore(StorageHook):
             raise PermissionDeniedError(f"{where}: cannot load Google credentials ({type(exc).__name__})") from exc
         return AuthorizedSession(creds)
 
+    def native_client(self) -> Any:
+        return self.session
+
+    def probe(self) -> str:
+        """Credentials loaded, then a request for a bucket name no one can own ('_' is not allowed
+        in bucket names at this position): 404 or 400 proves the store answered the credentials,
+        401/403 that it refused them."""
+        self.session  # noqa: B018 - loads (and for service accounts, refreshes) the credentials
+        resp = self._request("GET", f"{self.endpoint}/storage/v1/b/_ferry-connection-test", "gs://")
+        if resp.status_code in (401, 403):
+            raise status_error(resp, "gs://", what=f" ({self.credentials_origin()})")
+        if resp.status_code >= 500:
+            raise status_error(resp, "gs://")
+        return f"{self.endpoint} answered (HTTP {resp.status_code}); credentials accepted"
+
     # -- addresses --------------------------------------------------------------------------
     def _object_url(self, u: ObjectURL) -> str:
         self.session  # noqa: B018 - resolving the session settles the endpoint

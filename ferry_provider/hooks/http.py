@@ -20,7 +20,13 @@ class FerryHTTPHook(AirflowConnectionHook, HTTPStore):
     conn_type = "ferry_http"
     hook_name = "Ferry HTTP(S) source"
 
-    def __init__(self, http_conn_id: str | None = None, *, max_connections: int = 16) -> None:
+    def __init__(
+        self,
+        http_conn_id: str | None = None,
+        *,
+        conn_id: str | None = None,
+        max_connections: int = 16,
+    ) -> None:
         super().__init__()  # BaseHook, then the store's own set-up
-        self.http_conn_id = http_conn_id
+        self.http_conn_id = conn_id or http_conn_id  # conn_id= as Ferry's operators name it
         self.max_connections = max_connections

@@ -107,6 +107,21 @@ class HTTPStore(StorageHook):
                 method, url, headers=all_headers, auth=auth, timeout=self._timeouts, allow_redirects=True, **kwargs
             )
 
+    def native_client(self) -> Any:
+        return self.session
+
+    def probe(self) -> str:
+        """A HEAD request to the connection's host (HTTP sources have no account to check)."""
+        conn = self.connection()
+        if conn is None or not conn.host:
+            raise InvalidArgumentError(f"{self.credentials_origin()}: no host to test; HTTP URLs name their own")
+        host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
+        url = f"{host}:{conn.port}/" if conn.port else host.rstrip("/") + "/"
+        resp = self._get("HEAD", url)
+        if resp.status_code in (401, 403) or resp.status_code >= 500:
+            raise status_error(resp, redact(url))
+        return f"{redact(url)} answered HTTP {resp.status_code}"
+
     # -- reads ------------------------------------------------------------------------------
     def head(self, url: str) -> ObjectInfo:
         u = self.parse(url)

@@ -14,7 +14,13 @@ class FerryLocalHook(AirflowConnectionHook, LocalStore):
     conn_type = "ferry_local"
     hook_name = "Ferry local files"
 
-    def __init__(self, local_conn_id: str | None = None, *, max_connections: int = 16) -> None:
+    def __init__(
+        self,
+        local_conn_id: str | None = None,
+        *,
+        conn_id: str | None = None,
+        max_connections: int = 16,
+    ) -> None:
         super().__init__()  # BaseHook, then the store's own set-up
-        self.local_conn_id = local_conn_id
+        self.local_conn_id = conn_id or local_conn_id  # conn_id= as Ferry's operators name it
         self.max_connections = max_connections

@@ -20,7 +20,13 @@ class FerryS3Hook(AirflowConnectionHook, S3Store):
     conn_type = "ferry_s3"
     hook_name = "Ferry S3 / S3-compatible storage"
 
-    def __init__(self, aws_conn_id: str | None = default_conn_name, *, max_connections: int = 16) -> None:
+    def __init__(
+        self,
+        aws_conn_id: str | None = default_conn_name,
+        *,
+        conn_id: str | None = None,
+        max_connections: int = 16,
+    ) -> None:
         super().__init__()  # BaseHook, then the store's own set-up
-        self.aws_conn_id = aws_conn_id
+        self.aws_conn_id = conn_id or aws_conn_id  # conn_id= as Ferry's operators name it
         self.max_connections = max_connections

@@ -152,6 +152,21 @@ class S3Store(StorageHook):
         except (ValueError, bex.BotoCoreError) as exc:
             raise InvalidArgumentError(f"{self.credentials_origin()}: cannot build an S3 client: {exc}") from exc
 
+    def native_client(self) -> Any:
+        return self.client
+
+    def probe(self) -> str:
+        """ListBuckets: a signed request any valid key may make. AccessDenied still proves the
+        key and signature were accepted (a key limited to some buckets gets it)."""
+        try:
+            with self._errors("s3://"):
+                count = len(self.client.list_buckets().get("Buckets", []))
+        except PermissionDeniedError as exc:
+            if "AccessDenied" in str(exc):
+                return "credentials accepted (this key may not list buckets)"
+            raise
+        return f"credentials accepted; {count} bucket(s) visible"
+
     # -- error mapping ----------------------------------------------------------------------
     @contextmanager
     def _errors(self, url: str, *, pinned: bool = False) -> Iterator[None]:
