@@ -15,12 +15,15 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 from tests.servers.process import interrupt_on_sigterm
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_DIR = os.path.join(HERE, ".demo")
 BUCKET = "ferry-demo"
+DEFERRAL_LINE = "running trigger in line"  # what `airflow dags test` logs when a task defers
 
 
 def main() -> int:
@@ -56,8 +59,11 @@ def main() -> int:
         subprocess.run([airflow, "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
         print(f"running the ferry_demo DAG ({env['FERRY_DEMO_SIZE_MIB']} MiB) with airflow dags test ...", flush=True)
         log_path = os.path.join(DEMO_DIR, "dag-run.log")
+        producer = threading.Thread(target=publish_marker_once_deferred, args=(log_path,), daemon=True)
         with open(log_path, "w") as log:
+            producer.start()
             run = subprocess.run([airflow, "dags", "test", "ferry_demo"], stdout=log, stderr=subprocess.STDOUT)
+        show_deferral(log_path)
         if run.returncode != 0:
             print(f"the DAG run failed; its log: {log_path}", file=sys.stderr)
             return 1
@@ -70,6 +76,38 @@ def main() -> int:
     finally:
         proc.stop(grace=5)
         print(f"stopped SeaweedFS (pid {proc.pid})")
+
+
+def publish_marker_once_deferred(log_path: str, timeout: float = 600) -> None:
+    """Play the producer: once the sensor has handed over to its trigger (the DAG log says so),
+    write the ``_SUCCESS`` marker beside the uploaded payload, which wakes the trigger."""
+    from ferry_provider.hooks.s3 import FerryS3Hook
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log_path, errors="replace") as f:
+            if DEFERRAL_LINE in f.read():
+                break
+        time.sleep(0.5)
+    else:
+        return
+    time.sleep(3)  # let the trigger check once and find the marker missing, as the log will show
+    hook = FerryS3Hook("ferry_demo_s3")
+    for info in hook.list(f"s3://{BUCKET}/runs/"):
+        if info.url.endswith("/payload.bin"):
+            marker = info.url.rsplit("/", 1)[0] + "/_SUCCESS"
+            hook.put(marker, b"")
+            print(f"producer: wrote {marker}", flush=True)
+
+
+def show_deferral(log_path: str) -> None:
+    """The log lines that show the sensor deferring and its trigger waking up."""
+    wanted = ("as DEFERRED", DEFERRAL_LINE, "marker", "Trigger completed", "object(s) valid")
+    with open(log_path, errors="replace") as f:
+        lines = [line.rstrip() for line in f if any(w in line for w in wanted)]
+    print("\nthe deferrable sensor, from the DAG log:")
+    for line in lines[:12]:
+        print(f"  {line[:160]}")
 
 
 def print_manifest(path: str) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import threading
 
+from ferry_provider.hooks.s3 import FerryS3Hook
 from tests.conftest import S3_CONN, make_s3_bucket, run_dag
 
 
@@ -14,7 +16,23 @@ def test_example_dag_moves_and_verifies_real_bytes(airflow_db, seaweedfs, tmp_pa
     monkeypatch.setenv("FERRY_DEMO_BUCKET", "ferry-example")
     monkeypatch.setenv("FERRY_DEMO_DIR", str(tmp_path))
     monkeypatch.setenv("FERRY_DEMO_SIZE_MIB", "24")
-    run = run_dag("ferry_demo")
+    hook = FerryS3Hook(S3_CONN)
+    stop = threading.Event()
+
+    def producer() -> None:  # writes the _SUCCESS marker once the payload is up, as a producer would
+        while not stop.wait(0.2):
+            payloads = [i.url for i in hook.list("s3://ferry-example/runs/") if i.url.endswith("/payload.bin")]
+            if payloads:
+                hook.put(payloads[0].rsplit("/", 1)[0] + "/_SUCCESS", b"")
+                return
+
+    thread = threading.Thread(target=producer, daemon=True)
+    thread.start()
+    try:
+        run = run_dag("ferry_demo")
+    finally:
+        stop.set()
+        thread.join(10)
     assert run.state == "success"
     assert filecmp.cmp(tmp_path / "payload.bin", tmp_path / "downloaded" / "payload.bin", shallow=False)
     with open(tmp_path / "manifest.csv") as f:

@@ -1,6 +1,12 @@
 """Ferry end to end: generate a file, upload it in parallel parts, wait until the stored object
-is valid (deferrable sensor checking the CRC32C the upload reported), download it in parallel
-ranges with verification, and print the manifest.
+is valid (deferrable sensor checking the CRC32C the upload reported, the manifest row, and the
+producer's ``_SUCCESS`` marker), download it in parallel ranges with verification, and print the
+manifest.
+
+The marker is what a producer writes once its drop is complete. Nothing in this DAG writes it:
+the sensor finds it missing, defers, and its trigger wakes when the marker appears. In the
+README's demo, ``scripts/demo.py`` plays the producer and writes it once the sensor has deferred;
+run the DAG by hand and write ``runs/<ds_nodash>/_SUCCESS`` yourself (or the sensor times out).
 
 Settings come from the environment so the same DAG runs in the README's demo and elsewhere:
 FERRY_DEMO_CONN (an S3 connection id), FERRY_DEMO_BUCKET, FERRY_DEMO_DIR (local work folder),
@@ -23,6 +29,7 @@ BUCKET = os.environ.get("FERRY_DEMO_BUCKET", "ferry-demo")
 WORK = os.environ.get("FERRY_DEMO_DIR", "/tmp/ferry-demo")
 SIZE_MIB = int(os.environ.get("FERRY_DEMO_SIZE_MIB", "256"))
 OBJECT = f"s3://{BUCKET}/runs/{{{{ ds_nodash }}}}/payload.bin"
+MARKER = f"s3://{BUCKET}/runs/{{{{ ds_nodash }}}}/_SUCCESS"
 MANIFEST = os.path.join(WORK, "manifest.csv")
 
 
@@ -62,6 +69,7 @@ def ferry_demo() -> None:
         timeout=300,
         expected_digests={"crc32c": "{{ ti.xcom_pull(task_ids='upload')['crc32c'] }}"},
         manifest=MANIFEST,
+        marker=MARKER,
     )
     download = FerryDownloadOperator(
         task_id="download",
