@@ -254,3 +254,27 @@ def test_s3_copy_beyond_the_single_request_limit_joins_part_copies(seaweedfs: S3
     assert info.etag.endswith("-3")  # three part copies, joined as a multipart object
     assert hook.read_bytes("s3://ferry-errors/big-dst") == data
     assert list(hook.list_multipart_uploads("s3://ferry-errors/big")) == []
+
+
+def test_amazon_connection_fields_are_honoured_or_refused_by_name(seaweedfs: S3Endpoint, monkeypatch) -> None:
+    """service_config.s3 (endpoint, region) is honoured; role_arn and a missing profile are refused
+    naming the field, where they used to be ignored (one request went to real AWS)."""
+    make_s3_bucket(seaweedfs, "ferry-errors")
+    base = {"conn_type": "aws", "login": seaweedfs.access_key, "password": seaweedfs.secret_key}
+    nested = _conn(
+        monkeypatch,
+        "svc_cfg",
+        {**base, "extra": {"service_config": {"s3": {"endpoint_url": seaweedfs.url, "region_name": "us-east-1"}}}},
+    )
+    FerryS3Hook(nested).put("s3://ferry-errors/svc-cfg", b"via service_config")
+    assert FerryS3Hook(nested).read_bytes("s3://ferry-errors/svc-cfg") == b"via service_config"
+    role = _conn(
+        monkeypatch,
+        "with_role",
+        {**base, "extra": {"endpoint_url": seaweedfs.url, "role_arn": "arn:aws:iam::1:role/r", "external_id": "x"}},
+    )
+    with pytest.raises(InvalidArgumentError, match=r"'with_role': extra role_arn, external_id not supported"):
+        FerryS3Hook(role).head("s3://ferry-errors/svc-cfg")
+    profile = _conn(monkeypatch, "with_profile", {**base, "extra": {"profile_name": "no-such-profile-here"}})
+    with pytest.raises(InvalidArgumentError, match=r"connection 'with_profile': .*no-such-profile-here"):
+        FerryS3Hook(profile).head("s3://ferry-errors/svc-cfg")

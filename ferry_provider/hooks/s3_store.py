@@ -112,16 +112,20 @@ class S3Store(StorageHook):
     def _make_client(self) -> Any:
         conn = self.connection()
         extra = conn.extra_dejson if conn else {}
-        endpoint = extra_value(extra, "endpoint_url")
+        self._refuse_unsupported(extra)
+        # The Amazon provider's per-service settings: service_config.s3 wins over the top level.
+        s3_config = (extra_value(extra, "service_config") or {}).get("s3") or {}
+        endpoint = extra_value(s3_config, "endpoint_url") or extra_value(extra, "endpoint_url")
         if endpoint is None and conn and conn.host and "://" in conn.host:
             endpoint = conn.host
         # boto3 reads these itself; they matter here only for the addressing-style default.
         custom_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        session = boto3.session.Session(
+        session = self._session(
             aws_access_key_id=(conn.login if conn else None) or extra_value(extra, "aws_access_key_id"),
             aws_secret_access_key=(conn.password if conn else None) or extra_value(extra, "aws_secret_access_key"),
             aws_session_token=extra_value(extra, "aws_session_token"),
-            region_name=extra_value(extra, "region_name"),
+            region_name=extra_value(s3_config, "region_name") or extra_value(extra, "region_name"),
+            profile_name=extra_value(extra, "profile_name"),
         )
         verify = extra_value(extra, "verify")
         connect_timeout, read_timeout = self.timeouts(extra)
@@ -166,6 +170,26 @@ class S3Store(StorageHook):
                 return "credentials accepted (this key may not list buckets)"
             raise
         return f"credentials accepted; {count} bucket(s) visible"
+
+    def _session(self, **settings: Any) -> Any:
+        try:
+            return boto3.session.Session(**settings)
+        except bex.ProfileNotFound as exc:
+            raise InvalidArgumentError(f"{self.credentials_origin()}: {exc}") from None
+
+    def _refuse_unsupported(self, extra: dict[str, Any]) -> None:
+        """Amazon-provider connection fields Ferry does not carry out are refused by name: using
+        other credentials than the connection asks for, without a word, would be worse."""
+        unsupported = [
+            name
+            for name in ("role_arn", "assume_role_method", "assume_role_kwargs", "external_id", "config_kwargs")
+            if extra_value(extra, name) is not None
+        ]
+        if unsupported:
+            raise InvalidArgumentError(
+                f"{self.credentials_origin()}: extra {', '.join(unsupported)} not supported by Ferry yet "
+                "(assume the role outside and give its temporary keys: login, password, aws_session_token)"
+            )
 
     # -- error mapping ----------------------------------------------------------------------
     @contextmanager
