@@ -50,3 +50,10 @@ def test_http_connection_test_heads_its_host(http_server, monkeypatch) -> None:
     ok, message = FerryHTTPHook(conn_id="ferry_nohost").test_connection()
     assert not ok and "no host to test" in message
     assert FerryLocalHook().test_connection() == (True, "nothing to connect to")
+
+
+def test_google_connection_fields_ferry_does_not_carry_out_are_refused(gcs_endpoint, monkeypatch) -> None:
+    extra = {"endpoint_url": gcs_endpoint, "impersonation_chain": "sa@project.iam.gserviceaccount.com"}
+    monkeypatch.setenv("AIRFLOW_CONN_FERRY_GCS_IMP", json.dumps({"conn_type": "google_cloud_platform", "extra": extra}))
+    ok, message = FerryGCSHook(conn_id="ferry_gcs_imp").test_connection()
+    assert not ok and "connection 'ferry_gcs_imp': extra impersonation_chain not supported" in message

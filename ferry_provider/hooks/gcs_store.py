@@ -85,6 +85,16 @@ class GCSStore(StorageHook):
     def _make_session(self) -> requests.Session:
         conn = self.connection()
         extra = conn.extra_dejson if conn else {}
+        unsupported = [
+            name
+            for name in ("impersonation_chain", "key_secret_name", "extra__google_cloud_platform__key_secret_name")
+            if extra_value(extra, name) is not None
+        ]
+        if unsupported:  # refused by name: other credentials than those asked for would be worse
+            raise InvalidArgumentError(
+                f"{self.credentials_origin()}: extra {', '.join(unsupported)} not supported by Ferry yet "
+                "(give a key_path or keyfile_dict, or application default credentials)"
+            )
         emulator = os.environ.get("STORAGE_EMULATOR_HOST")
         endpoint = extra_value(extra, "endpoint_url", "extra__google_cloud_platform__endpoint_url") or emulator
         if endpoint:
