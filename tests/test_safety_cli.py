@@ -216,8 +216,8 @@ def test_sigterm_stops_an_upload_keeping_it_for_the_rerun(s3_proxy, tmp_path) ->
 
 
 # -- 6. no orphaned multipart uploads ---------------------------------------------------------
-def test_sigterm_on_a_no_resume_upload_aborts_it(s3_proxy, tmp_path) -> None:
-    _, direct, proxy = s3_proxy
+def no_resume_upload_started(tmp_path, direct, proxy) -> tuple[subprocess.Popen[str], list[str], str, bytes]:
+    """A --no-resume upload of 40 MiB crawling through the proxy, its multipart upload created."""
     data = os.urandom(40 * MiB)
     (tmp_path / "up.bin").write_bytes(data)
     prefix = f"s3://{PROXY_BUCKET}/{unique_prefix()}"
@@ -225,6 +225,12 @@ def test_sigterm_on_a_no_resume_upload_aborts_it(s3_proxy, tmp_path) -> None:
     argv = ["cp", str(tmp_path / "up.bin"), prefix + "up.bin", "--conn", "ferry_proxy_s3", "--part-size", "5MiB"]
     child = start_ferry(*argv, "-j", "2", "--no-resume")
     wait_for(lambda: len(list(direct.list_multipart_uploads(prefix))) == 1, "the multipart upload to start")
+    return child, argv, prefix, data
+
+
+def test_sigterm_on_a_no_resume_upload_aborts_it(s3_proxy, tmp_path) -> None:
+    _, direct, proxy = s3_proxy
+    child, _, prefix, _ = no_resume_upload_started(tmp_path, direct, proxy)
     child.send_signal(signal.SIGTERM)
     assert child.wait(30) == 143
     assert "the unfinished upload was removed (resume is off)" in one_line(child.stderr.read())
@@ -234,13 +240,7 @@ def test_sigterm_on_a_no_resume_upload_aborts_it(s3_proxy, tmp_path) -> None:
 
 def test_a_no_resume_rerun_aborts_the_upload_a_killed_run_left(s3_proxy, tmp_path) -> None:
     _, direct, proxy = s3_proxy
-    data = os.urandom(40 * MiB)
-    (tmp_path / "up.bin").write_bytes(data)
-    prefix = f"s3://{PROXY_BUCKET}/{unique_prefix()}"
-    proxy.faults.request_delay = 0.4
-    argv = ["cp", str(tmp_path / "up.bin"), prefix + "up.bin", "--conn", "ferry_proxy_s3", "--part-size", "5MiB"]
-    child = start_ferry(*argv, "-j", "2", "--no-resume")
-    wait_for(lambda: len(list(direct.list_multipart_uploads(prefix))) == 1, "the multipart upload to start")
+    child, argv, prefix, data = no_resume_upload_started(tmp_path, direct, proxy)
     wait_for(lambda: any(n.endswith(".ferry-upload-tracker") for n in os.listdir(tmp_path)), "the tracker")
     child.send_signal(signal.SIGKILL)
     child.wait(30)
