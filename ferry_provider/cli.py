@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the operation failed, 2 bad arguments. Errors are one l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -135,6 +136,8 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
             raise InvalidArgumentError(f"{what} {item!r}: expected KEY=VALUE")
+        if key.lower() in {k.lower() for k in out}:
+            raise InvalidArgumentError(f"{what} {key!r} is given twice")
         out[key] = value
     return out
 
@@ -235,13 +238,26 @@ def _report(args: argparse.Namespace, transfer: Callable[[], ManifestRow]) -> in
         row = transfer()
     except (TransferError, Interrupted) as exc:
         if args.json and exc.row is not None:
-            print(json.dumps(exc.row.to_dict(), sort_keys=True))
+            _print_result(json.dumps(exc.row.to_dict(), sort_keys=True))
         raise
     if args.json:
-        print(json.dumps(row.to_dict(), sort_keys=True))
+        _print_result(json.dumps(row.to_dict(), sort_keys=True))
     else:
-        print(f"{row.result}: {row.source} -> {row.destination} ({row.bytes_transferred} bytes; {row.description})")
+        _print_result(
+            f"{row.result}: {row.source} -> {row.destination} ({row.bytes_transferred} bytes; {row.description})"
+        )
     return 0
+
+
+def _print_result(line: str) -> None:
+    """Print the result line; a reader that went away (``| head``) does not undo a transfer that
+    succeeded, so its exit code stays the transfer's."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # later writes and the exit-time flush go nowhere
+        os.close(devnull)
 
 
 def _cleanup(args: argparse.Namespace) -> int:
@@ -277,8 +293,32 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from ferry_provider.hooks.errors import FerryError, InvalidArgumentError
+    from ferry_provider.transfer.interrupt import Interrupted, raise_on_signals
+
+    raise_on_signals()  # first: a Ctrl-C while Airflow still imports is one line too
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except Interrupted as exc:
+        row = exc.row
+        detail = row.description if row is not None else str(exc)
+        _say(f"ferry: stopped: {detail}")
+        # Exit now: threads still blocked on a socket would otherwise hold the exit until their
+        # read ends. What a rerun needs is already on disk (tracker, temp file, upload id).
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+        os._exit(exc.exit_code)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, whatever the message holds (a path with a line break, say)."""
+    print(line.replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, scrub
 
     if args.conn:
         # Airflow (needed for its connections only) configures logging when imported: load it
@@ -296,35 +336,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ferry_log.setLevel(logging.WARNING if quiet else logging.INFO)
     logging.getLogger("airflow").setLevel(logging.WARNING)
 
-    from ferry_provider.transfer.interrupt import Interrupted, raise_on_signals
-
-    raise_on_signals()
     try:
         return {"stat": _stat, "cp": _cp, "cleanup": _cleanup}[args.command](args)
-    except Interrupted as exc:
-        row = exc.row
-        detail = row.description if row is not None else str(exc)
-        print(f"ferry: {args.command} stopped: {detail}", file=sys.stderr)
-        # Exit now: threads still blocked on a socket would otherwise hold the exit until their
-        # read ends. What a rerun needs is already on disk (tracker, temp file, upload id).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exc.exit_code)
     except InvalidArgumentError as exc:
-        print(f"ferry: error: {exc}", file=sys.stderr)
+        _say(f"ferry: error: {exc}")
         return 2
     except FerryError as exc:
         if isinstance(getattr(exc, "cause", None), InvalidArgumentError):
-            print(f"ferry: error: {exc}", file=sys.stderr)
+            _say(f"ferry: error: {exc}")
             return 2
-        print(f"ferry: {args.command} failed: {exc}", file=sys.stderr)
+        _say(f"ferry: {args.command} failed: {exc}")
         return 1
     except Exception as exc:  # a defect: still one line, scrubbed; the traceback only when asked for
-        from ferry_provider.hooks.errors import scrub
-
         if os.environ.get("FERRY_DEBUG"):
             raise
-        print(f"ferry: {args.command} failed: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr)
+        _say(f"ferry: {args.command} failed: {type(exc).__name__}: {scrub(str(exc))}")
         return 1
 
 

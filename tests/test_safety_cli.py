@@ -424,3 +424,59 @@ def test_a_silent_server_costs_one_read_timeout_per_attempt(seaweedfs, tmp_path)
         assert cp.returncode == 1 and "gave up after 5 attempts" in one_line(cp.stderr)
         assert len(accepted) == 5  # each stall is one attempt of the retry budget
     assert os.listdir(tmp_path) == []
+
+
+# -- found by a second hostile pass -------------------------------------------------------------
+def test_urls_are_taken_as_given_and_control_characters_refused(seaweedfs, tmp_path) -> None:
+    """Spaces used to be stripped (the neighbouring object was fetched, row OK); tabs and line
+    breaks silently dropped by the URL parser."""
+    make_s3_bucket(seaweedfs, BUCKET)
+    prefix = f"s3://{BUCKET}/{unique_prefix()}"
+    hook = FerryS3Hook(S3_CONN)
+    hook.put(prefix + "k ", b"with a space", crc32c=crc32c_hex(b"with a space"))
+    hook.put(prefix + "k", b"without", crc32c=crc32c_hex(b"without"))
+    out = ferry("cp", prefix + "k ", str(tmp_path / "x "), "--conn", S3_CONN)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "x ").read_bytes() == b"with a space" and not (tmp_path / "x").exists()
+    tab = ferry("cp", prefix + "t\tab", str(tmp_path / "t"), "--conn", S3_CONN)
+    assert tab.returncode == 2 and "contains the control character '\\t'" in one_line(tab.stderr)
+    secret = ferry("cp", f"s3://AKIAFERRY:SuperSecret42@{BUCKET}/k", str(tmp_path / "s"))
+    assert secret.returncode == 2 and "carries credentials" in one_line(secret.stderr)
+    assert "SuperSecret42" not in secret.stderr and "AKIAFERRY" not in secret.stderr
+
+
+def test_destinations_ferry_must_not_replace_are_refused(small_object, tmp_path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    fifo = ferry("cp", small_object, str(tmp_path / "pipe"), "--conn", S3_CONN)
+    assert fifo.returncode == 2 and "exists and is not a regular file" in one_line(fifo.stderr)
+    reserved = ferry("cp", small_object, str(tmp_path / "x.ferry-tmp"), "--conn", S3_CONN)
+    assert reserved.returncode == 2 and "a name Ferry keeps for its own files" in one_line(reserved.stderr)
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]
+
+
+def test_duplicate_digests_and_odd_paths_in_messages(small_object, tmp_path) -> None:
+    twice = ferry("cp", small_object, str(tmp_path / "d"), "--conn", S3_CONN, "--expected-digest", "md5=00")
+    assert twice.returncode == 1  # a wrong md5 fails; given twice, the same key must not quietly win
+    twice = ferry(
+        "cp",
+        small_object,
+        str(tmp_path / "d"),
+        "--conn",
+        S3_CONN,
+        "--expected-digest",
+        "md5=00",
+        "--expected-digest",
+        "MD5=11",
+    )
+    assert twice.returncode == 2 and "--expected-digest 'MD5' is given twice" in one_line(twice.stderr)
+    odd = ferry("cp", str(tmp_path / "no\nsuch"), f"s3://{BUCKET}/x", "--conn", S3_CONN)
+    assert odd.returncode == 2 and "\\n" in one_line(odd.stderr)
+
+
+def test_a_reader_that_goes_away_does_not_fail_a_finished_download(small_object, tmp_path) -> None:
+    shell = (
+        f"{' '.join(FERRY)} cp {small_object} {tmp_path}/out --conn {S3_CONN} --json | true; echo rc=${{PIPESTATUS[0]}}"
+    )
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120)
+    assert "rc=0" in done.stdout, done.stderr
+    assert (tmp_path / "out").read_bytes() == b"0123456789"

@@ -55,11 +55,18 @@ def test_a_byte_damaged_between_a_kill_and_the_resume_is_fetched_again_by_defaul
 
 # -- 4. HTTP sources without validators -----------------------------------------------------
 class _ChangingHandler(BaseHTTPRequestHandler):
-    """Serves ranges of a body that changes with every request, and no ETag or Last-Modified."""
+    """Serves ranges of a body that changes with every request, and no ETag; at most a
+    Last-Modified date that stays the same (a rewrite within the same second)."""
 
     versions: tuple[bytes, bytes] = (b"", b"")
     served = [0]
+    last_modified: str | None = None
     protocol_version = "HTTP/1.1"
+
+    def end_headers(self) -> None:
+        if self.last_modified:
+            self.send_header("Last-Modified", self.last_modified)
+        super().end_headers()
 
     def _body(self) -> bytes:
         self.served[0] += 1
@@ -92,8 +99,8 @@ class _ChangingHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def changing_server(a: bytes, b: bytes) -> Iterator[str]:
-    handler = type("Handler", (_ChangingHandler,), {"versions": (a, b), "served": [0]})
+def changing_server(a: bytes, b: bytes, last_modified: str | None) -> Iterator[str]:
+    handler = type("Handler", (_ChangingHandler,), {"versions": (a, b), "served": [0], "last_modified": last_modified})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -104,12 +111,13 @@ def changing_server(a: bytes, b: bytes) -> Iterator[str]:
         server.server_close()
 
 
-def test_a_source_without_validators_is_read_as_one_version(tmp_path) -> None:
+@pytest.mark.parametrize("last_modified", [None, "Mon, 23 Nov 2026 10:00:00 GMT"])
+def test_a_source_without_a_strong_validator_is_read_as_one_version(tmp_path, last_modified: str | None) -> None:
     a, b = os.urandom(6 * MiB), os.urandom(6 * MiB)
-    with changing_server(a, b) as url:
+    with changing_server(a, b, last_modified) as url:
         row = download(FerryHTTPHook(), url, str(tmp_path / "out"), DownloadOptions(part_size=MiB, parallelism=4))
     assert (tmp_path / "out").read_bytes() in (a, b)  # one version whole, never a mix
-    assert row.result == OK and "read as one stream: the source gives no validator" in row.description
+    assert row.result == OK and "read as one stream: the source gives no version or strong ETag" in row.description
 
 
 # -- 7. a tracker whose upload is gone ------------------------------------------------------
@@ -184,3 +192,49 @@ def test_state_dir_must_exist_and_nothing_is_written_otherwise(tmp_path) -> None
     with pytest.raises(InvalidArgumentError, match="state_dir '/nonexistent/x' is not an existing directory"):
         DownloadOptions(state_dir="/nonexistent/x")
     assert os.listdir(tmp_path) == []
+
+
+def test_no_clobber_never_replaces_a_file_that_appears_during_the_download(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, _ = s3_proxy
+    url, _ = put_object(direct, 3 * MiB)
+    dest = tmp_path / "d"
+
+    def someone_else_writes(done: int, total: int | None) -> None:
+        if not dest.exists():
+            dest.write_bytes(b"precious")
+
+    options = DownloadOptions(part_size=MiB, no_clobber=True, progress_callback=someone_else_writes)
+    row = download(via_proxy, url, str(dest), options)
+    assert row.result == SKIP and "appeared during the download" in row.description
+    assert dest.read_bytes() == b"precious" and os.listdir(tmp_path) == ["d"]
+
+
+def test_a_skip_removes_what_an_earlier_interrupted_run_left(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, _ = put_object(direct, 4 * MiB)
+    dest = tmp_path / "d"
+    proxy.faults.error_status, proxy.faults.error_times, proxy.faults.error_after_requests = 503, 1000, 2
+    with pytest.raises(TransferError):
+        download(via_proxy, url, str(dest), DownloadOptions(part_size=MiB, parallelism=1, retry=FAST_RETRY))
+    assert os.path.exists(f"{dest}.ferry-tmp") and os.path.exists(f"{dest}.ferry-tracker")
+    proxy.reset()
+    dest.write_bytes(b"already here")
+    row = download(via_proxy, url, str(dest), DownloadOptions(part_size=MiB, no_clobber=True))
+    assert row.result == SKIP and os.listdir(tmp_path) == ["d"]
+
+
+def test_an_upload_of_another_version_removes_the_upload_the_tracker_named(s3_proxy, tmp_path) -> None:
+    """The upload id is appended to the tracker after its header; a stale tracker's id used to be
+    missed, leaving the earlier multipart upload on the server forever."""
+    via_proxy, direct, proxy = s3_proxy
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(12 * MiB))
+    prefix = f"s3://{PROXY_BUCKET}/{unique_prefix()}"
+    proxy.faults.error_status, proxy.faults.error_times = 503, 1000
+    proxy.faults.error_methods, proxy.faults.only_path = ("PUT",), "partNumber="
+    with pytest.raises(TransferError):
+        upload(via_proxy, str(src), prefix + "o.bin", UploadOptions(part_size=5 * MiB, retry=FAST_RETRY))
+    assert len(list(direct.list_multipart_uploads(prefix))) == 1
+    proxy.reset()
+    row = upload(via_proxy, str(src), prefix + "o.bin", UploadOptions(part_size=6 * MiB))  # another plan
+    assert row.result == OK and list(direct.list_multipart_uploads(prefix)) == []

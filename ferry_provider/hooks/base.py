@@ -89,10 +89,12 @@ class ObjectInfo:
 
     @property
     def pinnable(self) -> bool:
-        """Whether reads can be tied to this version: a version id, a strong ETag or a date.
-        Without one, ranges read at different moments may come from different versions."""
+        """Whether reads can be tied to this version: a version id or a strong ETag. Without one,
+        ranges read at different moments may come from different versions. A Last-Modified date
+        alone is not enough: it has whole seconds, and a rewrite within the same second keeps it
+        (RFC 9110 calls such a date weak)."""
         strong_etag = bool(self.etag) and not str(self.etag).startswith("W/")
-        return bool(self.version) or strong_etag or self.last_modified is not None
+        return bool(self.version) or strong_etag
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict (datetimes as ISO 8601)."""

@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 
 # user:password@ inside any URL (an endpoint_url, a proxy, an HTTP source): client libraries
-# quote such URLs in their messages, and those messages end up in Ferry's. Secrets often hold
-# '/' or '+' unescaped, so all up to an '@' counts: scrubbing too much beats printing a secret.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s@\"'<>]+@")
+# quote such URLs in their messages, and those messages end up in Ferry's. Secrets may hold '/',
+# '+', spaces or quotes, so everything from the scheme to the '@' goes: scrubbing too much beats
+# printing a secret. Without a scheme (``user:secret@host``) the pair before the '@' goes too.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^@\n]*@(?=[\w\[])")
+_BARE_CREDENTIALS = re.compile(r"(?<![\w/*])[\w.%+-]+:[^\s@/]+@(?=[\w\[])")
 
 
 def scrub(text: str) -> str:
     """``text`` with any credentials inside URLs replaced by ``***``."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _BARE_CREDENTIALS.sub("***@", _URL_CREDENTIALS.sub(r"\g<scheme>***@", text))
 
 
 class FerryError(Exception):

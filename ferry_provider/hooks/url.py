@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ferry_provider.hooks.errors import InvalidArgumentError
+from ferry_provider.hooks.errors import InvalidArgumentError, scrub
 
 BUCKET_SCHEMES = ("s3", "gs")
 SUPPORTED_SCHEMES = ("s3", "gs", "http", "https", "file")
@@ -72,17 +72,25 @@ def parse_url(url: str | os.PathLike[str]) -> ObjectURL:
         url = os.fspath(url)
     if not isinstance(url, str) or not url.strip():
         raise InvalidArgumentError(f"URL must be a non-empty string, got {url!r}")
-    text = url.strip()
+    # Taken as given: a key or file name may begin or end with a space, and URL parsers silently
+    # drop tabs and line breaks, which would name another object than the one meant.
+    text = url
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        where = scrub(redact(text)).replace(bad, repr(bad)[1:-1])
+        raise InvalidArgumentError(f"URL {where!r} contains the control character {bad!r}", url=scrub(redact(text)))
     if "://" not in text:
         # A plain path is a local file; refuse things that look like an unknown scheme.
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", text) and not re.match(r"^[A-Za-z]:[\\/]", text):
             scheme = text.split(":", 1)[0]
             if scheme.lower() in SUPPORTED_SCHEMES:
                 shape = f"{scheme}://BUCKET/KEY" if scheme.lower() in BUCKET_SCHEMES else f"{scheme}://..."
-                raise InvalidArgumentError(f"URL {redact(text)!r} is malformed: expected {shape}", url=redact(text))
+                shown = scrub(text) if "@" not in text else f"{scheme}:..."  # user:secret@ must not be echoed
+                raise InvalidArgumentError(f"URL {shown!r} is malformed: expected {shape}", url=shown)
+            shown = scrub(text) if "@" not in text else f"{scheme}:..."
             raise InvalidArgumentError(
-                f"URL {text!r} has unsupported scheme {scheme!r}; use one of {', '.join(SUPPORTED_SCHEMES)}",
-                url=text,
+                f"URL {shown!r} has unsupported scheme {scheme!r}; use one of {', '.join(SUPPORTED_SCHEMES)}",
+                url=shown,
             )
         return ObjectURL("file", "", os.path.abspath(os.path.expanduser(text)), text)
     parts = urlsplit(text)
@@ -91,6 +99,11 @@ def parse_url(url: str | os.PathLike[str]) -> ObjectURL:
         raise InvalidArgumentError(
             f"URL {redact(text)!r} has unsupported scheme {scheme!r}; use one of {', '.join(SUPPORTED_SCHEMES)}",
             url=redact(text),
+        )
+    if scheme != "http" and scheme != "https" and "@" in parts.netloc:
+        shown = redact(text) if parts.password is not None else f"{scheme}://***@{parts.netloc.rsplit('@', 1)[1]}/..."
+        raise InvalidArgumentError(
+            f"URL {shown!r} carries credentials; give them through a connection or the environment", url=shown
         )
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):

@@ -19,6 +19,7 @@ the tracker may vouch for bytes that never reached the disk; the caller re-hashe
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -69,8 +70,6 @@ class Checkpoint:
             return cls(path, identity)
         if not isinstance(header, dict):
             return cls(path, identity)
-        if header.get("format") != FORMAT_VERSION or header.get("identity") != identity:
-            return cls(path, identity, stale_extra=dict(header.get("extra") or {}))
         checkpoint = cls(path, identity, {}, dict(header.get("extra") or {}), boot=header.get("boot"))
         for line in lines[1:]:
             if not line:
@@ -81,6 +80,10 @@ class Checkpoint:
                 checkpoint._torn = True  # only a kill mid-append does this, to the last line
                 break
             checkpoint._apply(event)
+        if header.get("format") != FORMAT_VERSION or header.get("identity") != identity:
+            # Another source or plan: nothing here is reusable, but what it started (an upload
+            # id, appended after the header) must be known, to be cleaned up.
+            return cls(path, identity, stale_extra=checkpoint.extra)
         return checkpoint
 
     @classmethod
@@ -155,11 +158,17 @@ class Checkpoint:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.fchmod(fd, 0o600)
-            os.write(fd, body)
+            if os.write(fd, body) != len(body):
+                raise OSError(errno.ENOSPC, "short write", tmp)
             os.fsync(fd)
-        finally:
             os.close(fd)
-        os.replace(tmp, self.path)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # a full disk must not leave a half-written tracker behind
+            raise
         self._close()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self._torn = False

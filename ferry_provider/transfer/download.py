@@ -36,7 +36,7 @@ from ferry_provider.hooks.url import ObjectURL, local_path, redact
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import REWRITE_SUFFIX, Checkpoint, tracker_path
 from ferry_provider.transfer.file_mode import publish_mode
-from ferry_provider.transfer.interrupt import Interrupted
+from ferry_provider.transfer.interrupt import Interrupted, deferred_signals
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
@@ -62,6 +62,8 @@ STREAMED_MD5_MAX_PART = 128 << 20
 # Ranges smaller than this are raised to it: each range is a request (a round trip, a signature,
 # a tracker line), so below 1 MiB the per-request cost outweighs the bytes it moves.
 MIN_DOWNLOAD_PART = 1 * MiB
+# Names of Ferry's own files beside a destination: never a destination themselves.
+RESERVED_SUFFIXES = (TEMP_SUFFIX, ".ferry-tracker", ".ferry-tracker.new", ".ferry-lock")
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class _Download:
         self.tracker = tracker_path(self.dest, opts.state_dir)
         self._notes: list[str] = []  # what the row's description says besides the verification
         self._reverified = False  # reused parts were re-hashed from the temp file
+        self._progress_now: Progress | None = None  # this run's, once the transfer has begun
         self._stop = threading.Event()
         self._local = threading.local()
         self._reserved = False  # posix_fallocate reserved the temp file's blocks
@@ -137,6 +140,7 @@ class _Download:
         with WriterLock(self.dest + LOCK_SUFFIX, self.dest):
             skip = self._skip_reason(pin)
             if skip:
+                self._discard()  # an earlier interrupted run's partial data is of no use now
                 log.info("%s -> %s: skipped (%s)", self.row.source, self.dest, skip)
                 return self.row.finish(SKIP, skip)
             try:
@@ -147,11 +151,16 @@ class _Download:
 
     def _check_destination_path(self) -> None:
         """Refuse destinations that cannot become a file, naming the real culprit."""
+        if self.dest.endswith(RESERVED_SUFFIXES):
+            raise InvalidArgumentError(f"destination {self.dest!r} ends in a name Ferry keeps for its own files")
         if os.path.islink(self.dest) and not os.path.exists(self.dest):
             raise InvalidArgumentError(
                 f"destination {self.dest!r} is a dangling symbolic link (to {os.readlink(self.dest)!r})",
                 url=self.dest,
             )
+        if os.path.exists(self.dest) and not os.path.isdir(self.dest) and not os.path.isfile(self.dest):
+            # A FIFO, a device, a socket (or a link to one): replacing it with a file is never meant.
+            raise InvalidArgumentError(f"destination {self.dest!r} exists and is not a regular file", url=self.dest)
         parent = os.path.dirname(self.dest)
         while parent and not os.path.lexists(parent):
             parent = os.path.dirname(parent)
@@ -221,7 +230,7 @@ class _Download:
             # Ranges fetched at different moments could come from different versions, and
             # nothing would tell: one stream is one version.
             ranged = False
-            self._notes.append("read as one stream: the source gives no validator (ETag, Last-Modified) to pin ranges")
+            self._notes.append("read as one stream: the source gives no version or strong ETag to pin ranges to")
         plan = self._plan(size or 0, ranged)
         part_size = plan.part_size
         identity = {
@@ -262,9 +271,13 @@ class _Download:
             os.fchmod(fd, publish_mode(self.opts.file_mode))
         except BaseException as exc:
             os.close(fd)
-            # Bytes that can never become the object are deleted; after a transient failure, a
+            if self._progress_now is not None:
+                self.row.bytes_transferred = self._progress_now.transferred
+            # Bytes that can never become the object are deleted, and so are those no tracker
+            # vouches for (it could not be written: a full disk); after a transient failure, a
             # kill or a full disk, the temp file and tracker stay so the next run resumes.
-            if isinstance(exc, (ChecksumMismatchError, NotFoundError, InvalidArgumentError)):
+            unusable = isinstance(exc, (ChecksumMismatchError, NotFoundError, InvalidArgumentError))
+            if unusable or not os.path.exists(self.tracker):
                 self._discard()
             raise
         os.close(fd)
@@ -373,13 +386,14 @@ class _Download:
                 os.unlink(path)
 
     def _progress(self, total: int | None, already: int) -> Progress:
-        return Progress(
+        self._progress_now = Progress(
             f"{self.row.source} -> {self.dest}",
             total,
             interval=self.opts.progress_interval,
             callback=self.opts.progress_callback,
             already=already,
         )
+        return self._progress_now
 
     # -- fetching -----------------------------------------------------------------------------
     def _buffer(self) -> memoryview:
@@ -557,10 +571,12 @@ class _Download:
                     f"the downloaded bytes were deleted",
                     url=self.row.source,
                 )
-        os.replace(self.tmp, self.dest)
-        _fsync_dir(os.path.dirname(self.dest))
-        checkpoint.delete()
+        with deferred_signals(finishing=True):  # published with the tracker removed, or neither
+            published = self._publish()
+            checkpoint.delete()
         self.row.bytes_transferred = progress.transferred
+        if not published:
+            return self.row.finish(SKIP, "the destination appeared during the download (no_clobber); left as it was")
         self.row.crc32c = checksums.CRC32C.hex(crcs["crc32c"])
         self.row.md5 = md5 or (pin.md5 or "" if self._selection.checks else "")
         checked = ", ".join(check.describe() for check in self._selection.checks)
@@ -579,6 +595,28 @@ class _Download:
             "; ".join(notes),
         )
         return self.row.finish(OK, "; ".join(notes))
+
+    def _publish(self) -> bool:
+        """Rename the verified temp file into place. With no_clobber a hard link does it, which
+        fails if the destination appeared meanwhile (a rename would replace it); then the temp
+        file goes and False is returned."""
+        if self.opts.no_clobber:
+            try:
+                os.link(self.tmp, self.dest)
+            except FileExistsError:
+                self._discard()
+                return False
+            except OSError:  # no hard links on this file system: check, then rename
+                if os.path.lexists(self.dest):
+                    self._discard()
+                    return False
+                os.replace(self.tmp, self.dest)
+            else:
+                os.unlink(self.tmp)
+        else:
+            os.replace(self.tmp, self.dest)
+        _fsync_dir(os.path.dirname(self.dest))
+        return True
 
     def _actual(self, check: Check, crcs: dict[str, int]) -> str:
         """``check``'s digest of the downloaded bytes: from what was computed while they streamed

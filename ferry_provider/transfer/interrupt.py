@@ -9,7 +9,9 @@ row is finished as an ``error`` row naming the signal.
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ferry_provider.transfer.manifest import ManifestRow
+
+log = logging.getLogger("ferry_provider.transfer")
 
 
 class Interrupted(BaseException):
@@ -41,11 +45,20 @@ class _Shield:
     pending: int | None = None  # a signal that arrived inside one
 
 
+# Set when a signal arrived inside a deferred_signals() block: retries in that block wait on it,
+# so a request that does not answer is not tried again, and the block ends after one attempt.
+SIGNAL_PENDING = threading.Event()
+
+
 @contextmanager
-def deferred_signals() -> Iterator[None]:
+def deferred_signals(finishing: bool = False) -> Iterator[None]:
     """A signal arriving inside this block is raised when the block ends, not in its middle:
     for a short request whose answer must not be lost, such as a new multipart upload's id,
-    without which the upload could be neither resumed nor aborted."""
+    without which the upload could be neither resumed nor aborted.
+
+    ``finishing`` marks the step that publishes the result: when it succeeds, a signal that
+    arrived meanwhile came too late to stop anything, so the transfer ends normally (and says
+    so in the log) rather than reporting as unfinished what is already published."""
     if threading.current_thread() is not threading.main_thread():
         yield  # handlers run in the main thread only: nothing to defer here
         return
@@ -54,9 +67,12 @@ def deferred_signals() -> Iterator[None]:
         yield
     finally:
         _Shield.depth -= 1
-    if _Shield.depth == 0 and _Shield.pending is not None:
-        signum, _Shield.pending = _Shield.pending, None
-        raise Interrupted(signum)
+        if _Shield.depth == 0 and _Shield.pending is not None:
+            signum, _Shield.pending = _Shield.pending, None
+            failed = sys.exc_info()[0] is not None
+            if failed or not finishing:
+                raise Interrupted(signum)  # also when the block failed: the signal is never lost
+            log.warning("%s arrived as the transfer was being published; it completes", signal.Signals(signum).name)
 
 
 def raise_on_signals(signums: Iterable[int] = (signal.SIGINT, signal.SIGTERM)) -> None:
@@ -71,6 +87,7 @@ def raise_on_signals(signums: Iterable[int] = (signal.SIGINT, signal.SIGTERM)) -
         fired.append(signum)
         if _Shield.depth:
             _Shield.pending = signum
+            SIGNAL_PENDING.set()
             return
         raise Interrupted(signum)
 

@@ -35,7 +35,7 @@ from ferry_provider.hooks.url import ObjectURL, local_path
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.file_slice import FileSlice
-from ferry_provider.transfer.interrupt import Interrupted, deferred_signals
+from ferry_provider.transfer.interrupt import SIGNAL_PENDING, Interrupted, deferred_signals
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
@@ -48,7 +48,7 @@ log = logging.getLogger("ferry_provider.transfer")
 
 COMPONENT_PREFIX = ".ferry/tmp/"  # temporary components live here, in the destination bucket
 HASH_BUFFER = 4 * MiB
-IN_FLIGHT_GRACE = 10.0  # seconds an abort waits for part requests under way to end
+IN_FLIGHT_GRACE = 3.0  # seconds an abort waits for part requests under way to end
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,7 @@ class _Upload:
         self._check_source(fd, st)
         skip = self._skip_reason(fd, st.st_size)
         if skip:
+            self._forget_earlier_attempt()
             log.info("%s -> %s: skipped (%s)", self.source, self.dst.raw, skip)
             return self.row.finish(SKIP, skip)
         caps = self.hook.capabilities
@@ -155,6 +156,20 @@ class _Upload:
         if not parted:
             return self._single_put(fd, st)
         return self._parted(fd, st, part_size)
+
+    def _strategy(self) -> _Strategy:
+        return _Multipart(self) if self.hook.capabilities.multipart_upload else _Compose(self)
+
+    def _forget_earlier_attempt(self) -> None:
+        """A skip makes an earlier interrupted upload of this file useless: remove it and its
+        tracker, which nothing would remove otherwise."""
+        tracker = upload_tracker_path(self.source, self.dst.raw, self.opts.state_dir)
+        if not os.path.exists(tracker):
+            return
+        with WriterLock(tracker + LOCK_SUFFIX, self.dst.raw):
+            earlier = Checkpoint.peek(tracker)
+            if self._strategy().discard(earlier.extra, list(earlier.parts)):
+                earlier.delete()
 
     def _check_source(self, fd: int, st: os.stat_result) -> None:
         """The caller's expectations of the source, checked before a byte is sent."""
@@ -239,7 +254,14 @@ class _Upload:
             )
 
         info = self._call("put", put)
-        self._check_unchanged(fd, st)
+        try:
+            self._check_unchanged(fd, st)
+        except SourceChangedError:
+            # The PUT published a snapshot the file no longer is: take it back, as a multipart
+            # upload would never have been completed, so the row's "nothing was published" holds.
+            with contextlib.suppress(FerryError):
+                self._call("delete", lambda: self.hook.delete(self.dst.raw))
+            raise
         progress.add(st.st_size)
         return self._finish(info, crc, progress, f"single request; {self._verified(info, crc)}")
 
@@ -267,7 +289,7 @@ class _Upload:
         self, fd: int, st: os.stat_result, plan: RangePlan, identity: dict[str, Any], tracker: str
     ) -> ManifestRow:
         checkpoint = Checkpoint.load(tracker, identity)
-        strategy: _Strategy = _Multipart(self) if self.hook.capabilities.multipart_upload else _Compose(self)
+        strategy = self._strategy()
         if checkpoint.stale_extra:
             log.info("%s: an earlier upload of another version of this file is abandoned and cleaned up", self.source)
             strategy.discard(checkpoint.stale_extra, [])
@@ -285,15 +307,18 @@ class _Upload:
             reused = strategy.verify_existing(checkpoint)
             if reused and self.opts.verify_on_resume:
                 reused = self._reverify_parts(fd, plan, checkpoint)
-            progress.add(sum(p["size"] for p in checkpoint.parts.values()))
+            progress = self._progress(st.st_size, already=sum(p["size"] for p in checkpoint.parts.values()))
             self.row.upload_id = strategy.upload_id
             self._send_parts(fd, plan, checkpoint, strategy, progress)
             self._check_unchanged(fd, st)
             crc = checksums.hex32(
                 checksums.combine_all((checkpoint.parts[p.index]["crc32c"], p.size) for p in plan.parts)
             )
-            info = strategy.complete(checkpoint, plan, crc, st.st_size)
+            with deferred_signals(finishing=True):  # completed with its tracker removed, or neither
+                info = strategy.complete(checkpoint, plan, crc, st.st_size)
+                checkpoint.delete()
         except BaseException as exc:
+            self.row.bytes_transferred = progress.transferred
             if not (self.opts.resume and _resumable(exc)):
                 self._discard(strategy, checkpoint)
             else:
@@ -311,18 +336,20 @@ class _Upload:
         parts were in flight, wait briefly for them and remove it again. If they do not end in
         time, the tracker keeps the upload's name, so the next run removes it."""
         self._stop.set()  # no part request starts from now on
-        strategy.discard(checkpoint.extra, list(checkpoint.parts))
+        removed = strategy.discard(checkpoint.extra, list(checkpoint.parts))
         with self._in_flight_changed:
             had_in_flight = self._in_flight > 0
             settled = self._in_flight_changed.wait_for(lambda: self._in_flight == 0, IN_FLIGHT_GRACE)
         if had_in_flight:
-            strategy.discard(checkpoint.extra, list(checkpoint.parts))
-        if settled:
+            removed = strategy.discard(checkpoint.extra, list(checkpoint.parts))
+        if settled and removed:
             checkpoint.delete()
             self._interrupted_aftermath = "the unfinished upload was removed (resume is off)"
-        else:
-            log.warning("%s: parts were still being sent; the next run (or ferry cleanup) removes them", self.dst.raw)
-            self._interrupted_aftermath = "parts were still in flight; the next run removes the unfinished upload"
+        else:  # the tracker keeps its name, so the next run removes it
+            why = "parts were still in flight" if not settled else "the store refused to remove it"
+            self._interrupted_aftermath = (
+                f"the unfinished upload is still on the server ({why}); the next run, or ferry cleanup, removes it"
+            )
 
     def _reverify_parts(self, fd: int, plan: RangePlan, checkpoint: Checkpoint) -> int:
         """Re-hash the source's bytes for each reused part: a part whose bytes no longer match
@@ -430,10 +457,12 @@ class _Upload:
         )
         return self.row.finish(OK, description)
 
-    def _progress(self, total: int) -> Progress:
+    def _progress(self, total: int, already: int = 0) -> Progress:
+        """Progress of this run; ``already`` bytes (reused parts) count as done, not as moved."""
         return Progress(
             f"{self.source} -> {self.dst.raw}",
             total,
+            already=already,
             interval=self.opts.progress_interval,
             callback=self.opts.progress_callback,
         )
@@ -469,7 +498,8 @@ class _Strategy:
     def complete(self, checkpoint: Checkpoint, plan: RangePlan, crc32c: str, size: int) -> ObjectInfo:
         raise NotImplementedError
 
-    def discard(self, extra: dict[str, Any], indexes: list[int]) -> None:
+    def discard(self, extra: dict[str, Any], indexes: list[int]) -> bool:
+        """Remove what ``extra`` names on the server; False when that failed (it is still there)."""
         raise NotImplementedError
 
 
@@ -486,6 +516,7 @@ class _Multipart(_Strategy):
                     lambda: self.hook.create_multipart(
                         self.dst.raw, content_type=self.up.opts.content_type, metadata=self.up.opts.metadata or None
                     ),
+                    stop=SIGNAL_PENDING,  # after a signal, no second attempt: the run is stopping
                 )
                 checkpoint.clear_parts()
                 checkpoint.set_extra(upload_id=upload_id)
@@ -528,13 +559,21 @@ class _Multipart(_Strategy):
             lambda: self.hook.complete_multipart(
                 self.dst.raw, self.upload_id, parts, crc32c=crc32c, size=size, if_absent=self.up.opts.no_clobber
             ),
+            stop=SIGNAL_PENDING,
         )
 
-    def discard(self, extra: dict[str, Any], indexes: list[int]) -> None:
+    def discard(self, extra: dict[str, Any], indexes: list[int]) -> bool:
         upload_id = extra.get("upload_id")
-        if upload_id:
-            with contextlib.suppress(FerryError):
-                self.up._call("abort multipart upload", lambda: self.hook.abort_multipart(self.dst.raw, upload_id))
+        if not upload_id:
+            return True
+        try:
+            self.up._call("abort multipart upload", lambda: self.hook.abort_multipart(self.dst.raw, upload_id))
+        except NotFoundError:
+            return True  # already gone
+        except FerryError as exc:
+            log.info("%s: could not abort upload %s: %s", self.dst.raw, upload_id, exc)
+            return False
+        return True
 
 
 class _Compose(_Strategy):
@@ -596,15 +635,19 @@ class _Compose(_Strategy):
         self.discard(checkpoint.extra, list(checkpoint.parts))
         return info
 
-    def discard(self, extra: dict[str, Any], indexes: list[int]) -> None:
+    def discard(self, extra: dict[str, Any], indexes: list[int]) -> bool:
         """Delete every temporary object under this upload's prefix (components and tree nodes)."""
         prefix = extra.get("component_prefix")
         if not prefix:
-            return
-        with contextlib.suppress(FerryError):
+            return True
+        try:
             names = [o.url for o in self.hook.list(f"{self.dst.scheme}://{self.dst.bucket}/{prefix}")]
             with ThreadPoolExecutor(max(1, min(8, len(names)))) as pool:
                 list(pool.map(lambda u: self.up._call("delete component", lambda: self.hook.delete(u)), names))
+        except FerryError as exc:
+            log.info("%s: could not delete components under %s: %s", self.dst.raw, prefix, exc)
+            return False
+        return True
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -51,9 +51,13 @@ class WriterLock:
             except FileNotFoundError:
                 same = False
             if same:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
                 self._fd = fd
+                try:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                except OSError:  # a full disk: no lock file may stay behind
+                    self.release()
+                    raise
                 return
             os.close(fd)
         raise DestinationBusyError(f"{self.what}: could not take the writer lock {self.path}", url=self.what)
