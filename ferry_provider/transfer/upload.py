@@ -644,6 +644,8 @@ class _Compose(_Strategy):
             names = [o.url for o in self.hook.list(f"{self.dst.scheme}://{self.dst.bucket}/{prefix}")]
             with ThreadPoolExecutor(max(1, min(8, len(names)))) as pool:
                 list(pool.map(lambda u: self.up._call("delete component", lambda: self.hook.delete(u)), names))
+        except NotFoundError:
+            return True  # no bucket, no components
         except FerryError as exc:
             log.info("%s: could not delete components under %s: %s", self.dst.raw, prefix, exc)
             return False
