@@ -17,7 +17,9 @@ from ferry_provider.transfer.checkpoint import Checkpoint, current_boot
 from ferry_provider.transfer.cleanup import find_leftovers, remove_leftovers
 from ferry_provider.transfer.download import DownloadOptions, download
 from ferry_provider.transfer.manifest import OK, SKIP, TransferError
+from ferry_provider.transfer.pool import Stopped
 from ferry_provider.transfer.retry import RetryPolicy
+from ferry_provider.transfer.shared_fd import SharedFd
 from ferry_provider.transfer.upload import UploadOptions, upload
 from ferry_provider.transfer.writer_lock import DestinationBusyError, WriterLock
 from tests.conftest import PROXY_BUCKET, put_object
@@ -238,3 +240,18 @@ def test_an_upload_of_another_version_removes_the_upload_the_tracker_named(s3_pr
     proxy.reset()
     row = upload(via_proxy, str(src), prefix + "o.bin", UploadOptions(part_size=6 * MiB))  # another plan
     assert row.result == OK and list(direct.list_multipart_uploads(prefix)) == []
+
+
+def test_a_file_stays_open_while_an_abandoned_part_still_uses_it(tmp_path) -> None:
+    """An interrupt returned from the pool while parts still ran, and the caller closed the file
+    under them: a part then read (or wrote) a closed, or reused, descriptor."""
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    shared = SharedFd(os.open(path, os.O_RDONLY))
+    with shared as fd:  # a part still running
+        shared.release()  # the owner lets go on its way out
+        assert os.pread(fd, 1, 0) == b"x"  # still this file's descriptor
+    with contextlib.suppress(FileNotFoundError):  # closed by the last user (or the number reused)
+        assert os.readlink(f"/proc/self/fd/{fd}") != str(path)
+    with pytest.raises(Stopped), shared:
+        pass  # a part starting after that must not use the number

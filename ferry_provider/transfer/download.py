@@ -42,6 +42,7 @@ from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
 from ferry_provider.transfer.pool import Stopped, run_parts
 from ferry_provider.transfer.progress import Progress
+from ferry_provider.transfer.shared_fd import SharedFd
 from ferry_provider.transfer.verification import (
     Check,
     Selection,
@@ -248,6 +249,7 @@ class _Download:
             identity["md5"] = True
         checkpoint = self._load_checkpoint(identity)
         fd = self._open_temp(size, fresh=not checkpoint.parts)
+        self._shared_fd = SharedFd(fd)  # closed by whoever is last: us, or a part still running
         try:
             if not checkpoint.parts:
                 checkpoint.save()  # claims the temp file for this source before any byte lands
@@ -270,7 +272,7 @@ class _Download:
             self._check_still_ours(fd)
             os.fchmod(fd, publish_mode(self.opts.file_mode))
         except BaseException as exc:
-            os.close(fd)
+            self._shared_fd.release()
             if self._progress_now is not None:
                 self.row.bytes_transferred = self._progress_now.transferred
             # Bytes that can never become the object are deleted, and so are those no tracker
@@ -280,7 +282,7 @@ class _Download:
             if unusable or not os.path.exists(self.tracker):
                 self._discard()
             raise
-        os.close(fd)
+        self._shared_fd.release()
         return self._finish(pin, crcs, progress, reused, checkpoint)
 
     def _check_still_ours(self, fd: int) -> None:
@@ -407,8 +409,13 @@ class _Download:
     ) -> dict[str, int]:
         """Fetch the parts not yet done; return each streamed CRC of the whole object."""
         pending = [p for p in plan.parts if p.index not in checkpoint.parts]
+
+        def job(part: Part) -> None:
+            with self._shared_fd:  # an abandoned part keeps the file open until it stops
+                self._fetch_part(fd, part, checkpoint, pin, progress)
+
         run_parts(
-            lambda part: self._fetch_part(fd, part, checkpoint, pin, progress),
+            job,
             pending,
             self.opts.parallelism,
             self._stop,

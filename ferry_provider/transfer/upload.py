@@ -41,6 +41,7 @@ from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
 from ferry_provider.transfer.pool import Stopped, run_parts
 from ferry_provider.transfer.progress import Progress
+from ferry_provider.transfer.shared_fd import SharedFd
 from ferry_provider.transfer.verification import Check, digest_of_file
 from ferry_provider.transfer.writer_lock import LOCK_SUFFIX, WriterLock
 
@@ -120,6 +121,7 @@ class _Upload:
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
         fd, st = self._open_source()
+        self._shared_fd = SharedFd(fd)  # closed by whoever is last: us, or a part still running
         try:
             return self._run(fd, st)
         except SourceChangedError:
@@ -128,12 +130,13 @@ class _Upload:
             log.warning("%s changed during the upload; starting over once", self.source)
             self._notes = ["the source changed during the upload: restarted once (restart_on_change)"]
         finally:
-            os.close(fd)
+            self._shared_fd.release()
         fd, st = self._open_source()
+        self._shared_fd = SharedFd(fd)
         try:
             return self._run(fd, st)
         finally:
-            os.close(fd)
+            self._shared_fd.release()
 
     def _run(self, fd: int, st: os.stat_result) -> ManifestRow:
         self.row.source_size = st.st_size
@@ -401,7 +404,11 @@ class _Upload:
             checkpoint.record(part.index, crc32c=crc, size=part.size, etag=info.etag)
             progress.add(part.size)
 
-        run_parts(send, pending, self.opts.parallelism, self._stop, "ferry-put")
+        def job(part: Part) -> None:
+            with self._shared_fd:  # an abandoned part keeps the file open until it stops
+                send(part)
+
+        run_parts(job, pending, self.opts.parallelism, self._stop, "ferry-put")
 
     # -- the end ----------------------------------------------------------------------------
     def _verified(self, info: ObjectInfo, crc: str) -> str:
