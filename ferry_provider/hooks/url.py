@@ -42,14 +42,11 @@ class ObjectURL:
             raise InvalidArgumentError(f"URL {self.raw!r} names no object: the key is empty", url=self.raw)
         return self
 
-    def join(self, name: str) -> ObjectURL:
-        """The URL of ``name`` below this one, treating this URL as a folder."""
-        sep = "" if not self.key or self.key.endswith("/") else "/"
-        if self.scheme == "file":
-            return parse_url(os.path.join(self.key, name))
-        if self.scheme in BUCKET_SCHEMES:
-            return parse_url(f"{self.scheme}://{self.bucket}/{self.key}{sep}{name}")
-        return parse_url(self.raw.rstrip("/") + "/" + name)
+    def sibling(self, key: str) -> str:
+        """The URL of ``key`` in this URL's bucket (bucket stores only)."""
+        if self.scheme not in BUCKET_SCHEMES:
+            raise InvalidArgumentError(f"URL {self.raw!r} has no bucket to name {key!r} in", url=self.raw)
+        return f"{self.scheme}://{self.bucket}/{key}"
 
     def __str__(self) -> str:
         return self.raw

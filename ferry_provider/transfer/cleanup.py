@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from ferry_provider.hooks.base import StorageHook
 from ferry_provider.hooks.errors import FerryError
-from ferry_provider.transfer.upload import COMPONENT_PREFIX
+from ferry_provider.transfer.sinks import COMPONENT_PREFIX
 
 log = logging.getLogger("ferry_provider.transfer")
 

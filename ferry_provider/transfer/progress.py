@@ -32,10 +32,13 @@ class Progress:
         self._started = time.monotonic()
         self._last_log = self._started
 
-    def add(self, n: int) -> None:
+    def add(self, n: int, *, moved: bool = True) -> None:
+        """Count ``n`` bytes done; ``moved=False`` for bytes done without passing through this
+        process (reused by a resume, copied by the store itself)."""
         with self._lock:
             self.done += n
-            self.transferred += n
+            if moved:
+                self.transferred += n
             now = time.monotonic()
             due = now - self._last_log >= self.interval
             if due:
