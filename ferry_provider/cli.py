@@ -81,11 +81,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     cp = sub.add_parser(
         "cp",
-        help="copy one object: a verified parallel download (local destination) or composite upload (local source)",
+        help="copy one object: a verified parallel download (local destination), composite upload (local "
+        "source) or copy between object stores (server-side within one store, else a parallel pipeline)",
     )
+    mv = sub.add_parser("mv", help="move one object between object stores: copy, verify, then delete the source")
+    for command in (cp, mv):
+        _transfer_arguments(command)
+    for command in (stat, cp, mv):
+        command.add_argument("--connect-timeout", type=seconds, default=None, help="seconds (default 10)")
+        command.add_argument(
+            "--read-timeout", type=seconds, default=None, help="seconds without a byte before an attempt fails (30)"
+        )
+
+    clean = sub.add_parser("cleanup", help="abort stale multipart uploads and delete temporary components")
+    clean.add_argument("url", help="s3://BUCKET/PREFIX or gs://BUCKET (components are per bucket)")
+    clean.add_argument("--conn", default=None, help=CONN_HELP)
+    clean.add_argument("--older-than", default="24h", help="only what is at least this old: 0, 90s, 30m, 24h, 7d")
+    clean.add_argument("--dry-run", action="store_true", help="list, remove nothing")
+    return parser
+
+
+def _transfer_arguments(cp: argparse.ArgumentParser) -> None:
     cp.add_argument("source")
     cp.add_argument("destination")
-    cp.add_argument("--conn", default=None, help=CONN_HELP + " (for the remote side)")
+    cp.add_argument("--conn", default=None, help=CONN_HELP + " (for every remote side)")
+    cp.add_argument("--src-conn", default=None, help="connection id for the source only")
+    cp.add_argument("--dst-conn", default=None, help="connection id for the destination only")
     cp.add_argument("--parallelism", "-j", type=positive_int, default=None, help="default: 2 per core, 4-16")
     cp.add_argument("--part-size", type=parse_size, default=None, help="e.g. 16MiB (default: adaptive)")
     cp.add_argument(
@@ -107,25 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("--expected-size", type=int, default=None, help="the source must have exactly this many bytes")
     cp.add_argument("--state-dir", default=None, help="keep tracker files here (an existing directory)")
-    cp.add_argument("--content-type", default=None, help="uploads only: the object's content type")
-    cp.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="uploads only; repeatable")
+    cp.add_argument("--content-type", default=None, help="uploads and copies: the object's content type")
+    cp.add_argument(
+        "--metadata", action="append", default=[], metavar="KEY=VALUE", help="uploads and copies; repeatable"
+    )
     cp.add_argument(
         "--mode", type=file_mode, default=None, help="downloads only: the file's mode, e.g. 0640 (default: the umask)"
     )
-    for command in (stat, cp):
-        command.add_argument("--connect-timeout", type=seconds, default=None, help="seconds (default 10)")
-        command.add_argument(
-            "--read-timeout", type=seconds, default=None, help="seconds without a byte before an attempt fails (30)"
-        )
+    cp.add_argument(
+        "--server-side",
+        default=None,
+        choices=["auto", "never"],
+        help="copies only: 'never' sends the bytes through this machine even within one store (default: auto)",
+    )
+    cp.add_argument(
+        "--multipart-copy-threshold",
+        type=parse_size,
+        default=None,
+        help="server-side copies only: above this size, parallel part copies (default: 256MiB)",
+    )
     cp.add_argument("--json", action="store_true", help="print the manifest row as JSON")
     cp.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
-
-    clean = sub.add_parser("cleanup", help="abort stale multipart uploads and delete temporary components")
-    clean.add_argument("url", help="s3://BUCKET/PREFIX or gs://BUCKET (components are per bucket)")
-    clean.add_argument("--conn", default=None, help=CONN_HELP)
-    clean.add_argument("--older-than", default="24h", help="only what is at least this old: 0, 90s, 30m, 24h, 7d")
-    clean.add_argument("--dry-run", action="store_true", help="list, remove nothing")
-    return parser
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -159,14 +182,26 @@ def _cp(args: argparse.Namespace) -> int:
     from ferry_provider.hooks.errors import InvalidArgumentError
     from ferry_provider.hooks.url import parse_url
 
-    if not parse_url(args.destination).is_local:
-        if not parse_url(args.source).is_local:
-            raise InvalidArgumentError(
-                "copies between two remote stores are not supported yet: one side of ferry cp must be local"
-            )
-        _refuse(args, "uploads", mode="--mode")
+    if args.conn and (args.src_conn or args.dst_conn):
+        raise InvalidArgumentError("--conn serves both sides: give it, or --src-conn/--dst-conn, not both")
+    source_local, destination_local = parse_url(args.source).is_local, parse_url(args.destination).is_local
+    copy_only = {"server_side": "--server-side", "multipart_copy_threshold": "--multipart-copy-threshold"}
+    if not source_local and not destination_local:
+        _refuse(args, "copies between object stores", mode="--mode")
+        return _copy(args)
+    if args.command == "mv":
+        raise InvalidArgumentError("ferry mv moves between object stores; one side here is local (use ferry cp)")
+    if source_local and not destination_local:
+        _refuse(args, "uploads", mode="--mode", src_conn="--src-conn (the source is local)", **copy_only)
         return _upload(args)
-    _refuse(args, "downloads", content_type="--content-type", metadata="--metadata")
+    _refuse(
+        args,
+        "downloads",
+        content_type="--content-type",
+        metadata="--metadata",
+        dst_conn="--dst-conn (the destination is local)",
+        **copy_only,
+    )
     return _download(args)
 
 
@@ -197,12 +232,12 @@ def _common_options(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def _store(args: argparse.Namespace, url: str, parallelism: int) -> object:
+def _store(args: argparse.Namespace, url: str, parallelism: int, conn: str | None) -> object:
     from ferry_provider.hooks.factory import store_for
 
     return store_for(
         url,
-        args.conn,
+        conn or args.conn,
         max_connections=parallelism,
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
@@ -213,7 +248,7 @@ def _download(args: argparse.Namespace) -> int:
     from ferry_provider.transfer.download import DownloadOptions, download
 
     options = DownloadOptions(**_common_options(args), file_mode=args.mode)  # type: ignore[arg-type]
-    hook = _store(args, args.source, options.parallelism)
+    hook = _store(args, args.source, options.parallelism, args.src_conn)
     return _report(args, lambda: download(hook, args.source, args.destination, options))  # type: ignore[arg-type]
 
 
@@ -225,8 +260,38 @@ def _upload(args: argparse.Namespace) -> int:
         content_type=args.content_type,
         metadata=_pairs(args.metadata, "--metadata"),
     )
-    hook = _store(args, args.destination, options.parallelism)
+    hook = _store(args, args.destination, options.parallelism, args.dst_conn)
     return _report(args, lambda: upload(hook, args.source, args.destination, options))  # type: ignore[arg-type]
+
+
+def _copy(args: argparse.Namespace) -> int:
+    from ferry_provider.transfer.copy import CopyOptions, copy
+
+    options = CopyOptions(
+        **_common_options(args),  # type: ignore[arg-type]
+        content_type=args.content_type,
+        metadata=_pairs(args.metadata, "--metadata") or None,
+        server_side=args.server_side or "auto",
+        multipart_copy_threshold=args.multipart_copy_threshold,
+        delete_source=args.command == "mv",
+    )
+    source_hook = _store(args, args.source, options.parallelism, args.src_conn)
+    same = (args.src_conn or args.conn) == (args.dst_conn or args.conn)
+    if same and parse_scheme(args.source) == parse_scheme(args.destination):
+        destination_hook = source_hook  # one store, one client: server-side when it can
+    else:
+        destination_hook = _store(args, args.destination, options.parallelism, args.dst_conn)
+    return _report(
+        args,
+        lambda: copy(source_hook, destination_hook, args.source, args.destination, options),  # type: ignore[arg-type]
+    )
+
+
+def parse_scheme(url: str) -> str:
+    from ferry_provider.hooks.url import parse_url
+
+    scheme = parse_url(url).scheme
+    return "http" if scheme == "https" else scheme
 
 
 def _report(args: argparse.Namespace, transfer: Callable[[], ManifestRow]) -> int:
@@ -320,7 +385,7 @@ def _say(line: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, scrub
 
-    if args.conn:
+    if args.conn or getattr(args, "src_conn", None) or getattr(args, "dst_conn", None):
         # Airflow (needed for its connections only) configures logging when imported: load it
         # first, so the handler below is not undone.
         import airflow.sdk  # noqa: F401
@@ -337,7 +402,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("airflow").setLevel(logging.WARNING)
 
     try:
-        return {"stat": _stat, "cp": _cp, "cleanup": _cleanup}[args.command](args)
+        return {"stat": _stat, "cp": _cp, "mv": _cp, "cleanup": _cleanup}[args.command](args)
     except InvalidArgumentError as exc:
         _say(f"ferry: error: {exc}")
         return 2

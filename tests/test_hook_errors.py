@@ -240,22 +240,6 @@ def test_local_listing_skips_ferry_work_files(tmp_path) -> None:
     assert [os.path.basename(i.url) for i in FerryLocalHook().list(str(tmp_path) + "/")] == ["data.bin"]
 
 
-def test_s3_copy_beyond_the_single_request_limit_joins_part_copies(seaweedfs: S3Endpoint) -> None:
-    """The >5 GiB path, exercised with small limits: UploadPartCopy parts, pinned, then joined."""
-    from tests.conftest import S3_CONN
-    from tests.stores import crc32c_hex
-
-    make_s3_bucket(seaweedfs, "ferry-errors")
-    hook = FerryS3Hook(S3_CONN)
-    hook.single_copy_limit, hook.part_copy_size = 6 << 20, 5 << 20
-    data = os.urandom(12 << 20)
-    hook.put("s3://ferry-errors/big-src", data, crc32c=crc32c_hex(data))
-    info = hook.copy("s3://ferry-errors/big-src", "s3://ferry-errors/big-dst")
-    assert info.etag.endswith("-3")  # three part copies, joined as a multipart object
-    assert hook.read_bytes("s3://ferry-errors/big-dst") == data
-    assert list(hook.list_multipart_uploads("s3://ferry-errors/big")) == []
-
-
 def test_amazon_connection_fields_are_honoured_or_refused_by_name(seaweedfs: S3Endpoint, monkeypatch) -> None:
     """service_config.s3 (endpoint, region) is honoured; role_arn and a missing profile are refused
     naming the field, where they used to be ignored (one request went to real AWS)."""

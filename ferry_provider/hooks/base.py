@@ -357,9 +357,36 @@ class StorageHook(ABC):
         """Remove one object; an absent object is not an error (deletes are retried)."""
         raise self._unsupported("delete")
 
-    def copy(self, src: str, dst: str, *, pin: ObjectInfo | None = None, if_absent: bool = False) -> ObjectInfo:
-        """Server-side copy within this store (capability ``server_side_copy``)."""
+    def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        pin: ObjectInfo | None = None,
+        if_absent: bool = False,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        resume_token: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> ObjectInfo:
+        """Server-side copy within this store in one call (capability ``server_side_copy``).
+
+        Metadata and content type are carried over unless given. A store whose copy takes many
+        calls (GCS rewrite) reports its continuation token to ``on_token`` after each, and takes
+        it back as ``resume_token`` to continue a copy an earlier run began."""
         raise self._unsupported("copy")
+
+    def store_identity(self) -> tuple[str, ...] | None:
+        """Where this store is and whose credentials it uses (never the secrets): two hooks with
+        the same identity can copy between each other server-side. None: only with itself."""
+        return None
+
+    def same_store(self, other: StorageHook) -> bool:
+        """Whether ``other`` reaches the same store with the same credentials."""
+        if other is self:
+            return True
+        mine = self.store_identity()
+        return mine is not None and type(other).schemes == type(self).schemes and other.store_identity() == mine
 
     def compose(
         self,

@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -141,6 +141,13 @@ class GCSStore(StorageHook):
 
     def native_client(self) -> Any:
         return self.session
+
+    def store_identity(self) -> tuple[str, ...] | None:
+        """The endpoint and who the credentials are (a service account's e-mail, never a key)."""
+        session = self.session
+        credentials = getattr(session, "credentials", None)
+        who = "anonymous" if credentials is None else getattr(credentials, "service_account_email", None) or "default"
+        return ("gs", self.endpoint, who)
 
     def probe(self) -> str:
         """Credentials loaded, then a request for a bucket name no one can own ('_' is not allowed
@@ -317,8 +324,20 @@ class GCSStore(StorageHook):
         with contextlib.suppress(NotFoundError):
             self._json("DELETE", self._object_url(u), u.raw)
 
-    def copy(self, src: str, dst: str, *, pin: ObjectInfo | None = None, if_absent: bool = False) -> ObjectInfo:
-        """Server-side rewrite, looping on the rewrite token (large and cross-location copies)."""
+    def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        pin: ObjectInfo | None = None,
+        if_absent: bool = False,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        resume_token: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> ObjectInfo:
+        """Server-side rewrite, looping on the rewrite token (large and cross-location copies);
+        each token goes to ``on_token`` so a later run can continue with ``resume_token``."""
         s = self.parse(src).require_key()
         d = self.parse(dst).require_key()
         url = f"{self._object_url(s)}/rewriteTo/b/{d.bucket}/o/{quote(d.key, safe='')}"
@@ -327,11 +346,20 @@ class GCSStore(StorageHook):
             params["ifSourceGenerationMatch"] = pin.version
         if if_absent:
             params["ifGenerationMatch"] = "0"
+        if resume_token:
+            params["rewriteToken"] = resume_token
+        body: dict[str, Any] = {}
+        if content_type is not None:
+            body["contentType"] = content_type
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
         while True:
-            result = self._json("POST", url, d.raw, pinned=pin is not None, params=params, json={})
+            result = self._json("POST", url, d.raw, pinned=pin is not None, params=params, json=body)
             if result.get("done"):
                 return self._info(result["resource"])
             params["rewriteToken"] = result["rewriteToken"]
+            if on_token is not None:
+                on_token(result["rewriteToken"])
 
     def compose(
         self,

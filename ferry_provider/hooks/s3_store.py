@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 MiB = 1 << 20
 GiB = 1 << 30
 MAX_SINGLE_REQUEST = 5 * GiB  # PutObject and CopyObject limit
-PART_COPY_SIZE = 512 * MiB  # part size when a copy must go through UploadPartCopy
 PART_HEAD_CONCURRENCY = 8  # HEADs in flight when a multipart object's layout is read part by part
 
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
@@ -88,10 +87,6 @@ class S3Store(StorageHook):
         max_single_put=MAX_SINGLE_REQUEST,
         checksums=frozenset({"crc32c", "crc32", "crc64nvme", "md5"}),
     )
-
-    # Copies above this go through UploadPartCopy in parts of part_copy_size (S3's own limits).
-    single_copy_limit = MAX_SINGLE_REQUEST
-    part_copy_size = PART_COPY_SIZE
 
     def __init__(self, *, max_connections: int = 16) -> None:
         super().__init__()
@@ -158,6 +153,12 @@ class S3Store(StorageHook):
 
     def native_client(self) -> Any:
         return self.client
+
+    def store_identity(self) -> tuple[str, ...] | None:
+        """The endpoint and the access key id (not the secret)."""
+        credentials = self.client._request_signer._credentials  # boto3 has no public accessor
+        access_key = getattr(credentials, "access_key", None) if credentials is not None else None
+        return ("s3", self.client.meta.endpoint_url, self.client.meta.region_name or "", access_key or "anonymous")
 
     def probe(self) -> str:
         """ListBuckets: a signed request any valid key may make. AccessDenied still proves the
@@ -450,12 +451,25 @@ class S3Store(StorageHook):
         with self._errors(u.raw):
             self.client.delete_object(Bucket=u.bucket, Key=u.key)
 
-    def copy(self, src: str, dst: str, *, pin: ObjectInfo | None = None, if_absent: bool = False) -> ObjectInfo:
+    def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        pin: ObjectInfo | None = None,
+        if_absent: bool = False,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        resume_token: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> ObjectInfo:
+        """CopyObject, pinned to the version and ETag seen; the new object gets a CRC32C of its
+        own. Above 5 GiB, S3 copies only in parts: the engine's UploadPartCopy job does that."""
         s = self.parse(src).require_key()
         d = self.parse(dst).require_key()
         info = pin or self.head(s.raw)
-        if info.size is not None and info.size > self.single_copy_limit:
-            return self._copy_in_parts(s, d, info, if_absent)
+        if info.size is not None and info.size > MAX_SINGLE_REQUEST:
+            raise InvalidArgumentError(f"{s.raw}: CopyObject takes at most 5 GiB; copy it in parts", url=s.raw)
         source: dict[str, str] = {"Bucket": s.bucket, "Key": s.key}
         if info.version:
             source["VersionId"] = info.version
@@ -464,24 +478,13 @@ class S3Store(StorageHook):
             kwargs["CopySourceIfMatch"] = f'"{info.etag}"'
         if if_absent:
             kwargs["IfNoneMatch"] = "*"
+        if content_type is not None or metadata is not None:
+            kwargs["MetadataDirective"] = "REPLACE"
+            kwargs["ContentType"] = content_type or info.content_type or "binary/octet-stream"
+            kwargs["Metadata"] = dict(info.metadata if metadata is None else metadata)
         with self._errors(d.raw, pinned=True):
             self.client.copy_object(**kwargs)
         return self.head(d.raw)
-
-    def _copy_in_parts(self, s: ObjectURL, d: ObjectURL, info: ObjectInfo, if_absent: bool) -> ObjectInfo:
-        """Objects over 5 GiB cannot be copied in one request: join UploadPartCopy parts."""
-        assert info.size is not None
-        step = self.part_copy_size
-        upload_id = self.create_multipart(d.raw, content_type=info.content_type, metadata=info.metadata)
-        try:
-            parts = [
-                self.upload_part_copy(d.raw, upload_id, n + 1, s.raw, off, min(off + step, info.size), info)
-                for n, off in enumerate(range(0, info.size, step))
-            ]
-            return self.complete_multipart(d.raw, upload_id, parts, if_absent=if_absent)
-        except BaseException:
-            self.abort_multipart(d.raw, upload_id)
-            raise
 
     # -- multipart --------------------------------------------------------------------------
     def create_multipart(
