@@ -40,6 +40,8 @@ from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs  # noqa: E402
 from tests.stores import crc32c_hex, unique_prefix  # noqa: E402
 
 S3_CONN = "ferry_test_s3"
+S3_B_CONN = "ferry_test_s3_b"  # a second SeaweedFS with other credentials: another store
+S3_B_KEYS = ("FERRYTESTKEYB", "ferry/test+secret/b")
 GCS_CONN = "ferry_test_gcs"
 GCS_PROJECT = "ferry-test"
 PROXY_BUCKET = "ferry-proxied"
@@ -58,6 +60,19 @@ def seaweedfs(workdir: str) -> Iterator[S3Endpoint]:
         yield endpoint
     finally:
         proc.stop(grace=3)  # SeaweedFS takes 20-30 s to exit on SIGTERM; its data is throwaway
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_b(workdir: str) -> Iterator[S3Endpoint]:
+    """Another SeaweedFS, signing with other keys: what ``seaweedfs``'s credentials cannot reach.
+    Started only for the tests that ask for it."""
+    proc, endpoint = start_seaweedfs(os.path.join(workdir, "seaweedfs-b"), *S3_B_KEYS)
+    os.environ[f"AIRFLOW_CONN_{S3_B_CONN.upper()}"] = endpoint.connection_json()
+    try:
+        yield endpoint
+    finally:
+        os.environ.pop(f"AIRFLOW_CONN_{S3_B_CONN.upper()}", None)
+        proc.stop(grace=3)
 
 
 @pytest.fixture(scope="session")

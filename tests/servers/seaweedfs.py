@@ -57,8 +57,14 @@ PORT_NAMES = (
 MAX_SOCKET_PATH = 107
 
 
-def start_seaweedfs(workdir: str) -> tuple[ServerProcess, S3Endpoint]:
-    """Start ``weed server`` with S3 on 127.0.0.1, on reserved ports, leaving nothing outside ``workdir``."""
+def start_seaweedfs(
+    workdir: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY
+) -> tuple[ServerProcess, S3Endpoint]:
+    """Start ``weed server`` with S3 on 127.0.0.1, on reserved ports, leaving nothing outside ``workdir``.
+
+    Its one identity signs with ``access_key`` / ``secret_key``: a second server started with other
+    keys is a store the first one's credentials cannot reach.
+    """
     workdir = os.path.abspath(workdir)
     os.makedirs(os.path.join(workdir, "data"), exist_ok=True)
     os.makedirs(os.path.join(workdir, "tmp"), exist_ok=True)
@@ -69,7 +75,7 @@ def start_seaweedfs(workdir: str) -> tuple[ServerProcess, S3Endpoint]:
                 "identities": [
                     {
                         "name": "ferry",
-                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
                     }
                 ]
@@ -128,4 +134,4 @@ def start_seaweedfs(workdir: str) -> tuple[ServerProcess, S3Endpoint]:
         leftovers_for=leftovers,
         timeout=90,
     )
-    return proc, S3Endpoint(f"http://127.0.0.1:{ports[PORT_NAMES.index('s3.port')]}", ACCESS_KEY, SECRET_KEY)
+    return proc, S3Endpoint(f"http://127.0.0.1:{ports[PORT_NAMES.index('s3.port')]}", access_key, secret_key)
