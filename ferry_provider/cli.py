@@ -275,23 +275,13 @@ def _copy(args: argparse.Namespace) -> int:
         multipart_copy_threshold=args.multipart_copy_threshold,
         delete_source=args.command == "mv",
     )
+    # Two hooks on one store with the same credentials copy server-side (same_store).
     source_hook = _store(args, args.source, options.parallelism, args.src_conn)
-    same = (args.src_conn or args.conn) == (args.dst_conn or args.conn)
-    if same and parse_scheme(args.source) == parse_scheme(args.destination):
-        destination_hook = source_hook  # one store, one client: server-side when it can
-    else:
-        destination_hook = _store(args, args.destination, options.parallelism, args.dst_conn)
+    destination_hook = _store(args, args.destination, options.parallelism, args.dst_conn)
     return _report(
         args,
         lambda: copy(source_hook, destination_hook, args.source, args.destination, options),  # type: ignore[arg-type]
     )
-
-
-def parse_scheme(url: str) -> str:
-    from ferry_provider.hooks.url import parse_url
-
-    scheme = parse_url(url).scheme
-    return "http" if scheme == "https" else scheme
 
 
 def _report(args: argparse.Namespace, transfer: Callable[[], ManifestRow]) -> int:

@@ -40,7 +40,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Ferry",
-                "python-modules": ["ferry_provider.operators.download", "ferry_provider.operators.upload"],
+                "python-modules": [
+                    "ferry_provider.operators.download",
+                    "ferry_provider.operators.upload",
+                    "ferry_provider.operators.copy",
+                ],
             },
         ],
         "sensors": [{"integration-name": "Ferry", "python-modules": ["ferry_provider.sensors.artifact"]}],

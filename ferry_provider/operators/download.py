@@ -6,8 +6,9 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from ferry_provider.operators.transfer import FerryTransferOperator, Transfer
+from ferry_provider.operators.transfer import FerryTransferOperator
 from ferry_provider.transfer.download import DownloadOptions, download
+from ferry_provider.transfer.manifest import ManifestRow
 
 
 class FerryDownloadOperator(FerryTransferOperator):
@@ -26,8 +27,9 @@ class FerryDownloadOperator(FerryTransferOperator):
         self.file_mode = file_mode
 
     def execute(self, context: Context) -> dict[str, Any]:
-        def prepare() -> tuple[int, Transfer]:
+        def transfer() -> ManifestRow:
             options = DownloadOptions(**self.common_options(), file_mode=self.file_mode)
-            return options.parallelism, lambda hook, src, dst: download(hook, src, dst, options)
+            hook = self.open_hook(self.source, self.conn_id, options.parallelism)
+            return download(hook, self.source, self.destination, options)
 
-        return self.run_transfer(context, lambda: self.source, prepare)
+        return self.run_transfer(context, transfer)

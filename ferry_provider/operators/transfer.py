@@ -16,8 +16,6 @@ from ferry_provider.transfer.manifest import ERROR, ManifestRow, TransferError, 
 from ferry_provider.transfer.options import TransferOptions, default_parallelism
 from ferry_provider.transfer.retry import RetryPolicy
 
-Transfer = Callable[[StorageHook, str, str], ManifestRow]
-
 
 class FerryTransferOperator(BaseOperator):
     """Base of the transfer operators: ``source`` to ``destination`` through connection ``conn_id``.
@@ -116,38 +114,42 @@ class FerryTransferOperator(BaseOperator):
             "retry": RetryPolicy(attempts=self.retry_attempts, max_wait=self.retry_max_wait),
         }
 
-    def run_transfer(
-        self, context: Context, remote: Callable[[], str], prepare: Callable[[], tuple[int, Transfer]]
-    ) -> dict[str, Any]:
-        """Build the options (``prepare`` gives the parallelism and the transfer), open a hook for
-        the ``remote()`` side, run the transfer and report its manifest row. Every failure on the
-        way, a malformed URL or a bad templated value included, ends in an ``error`` row."""
+    def open_hook(self, url: str, conn_id: str | None, parallelism: int) -> StorageHook:
+        """The hook for ``url`` through ``conn_id`` (else the store's default connection), with
+        this operator's timeouts."""
+        return hook_for(
+            url,
+            conn_id,
+            max_connections=parallelism,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
+
+    def run_transfer(self, context: Context, transfer: Callable[[], ManifestRow]) -> dict[str, Any]:
+        """Run ``transfer`` (which builds its options and hooks) and report its manifest row.
+        Every failure on the way, a malformed URL or a bad templated value included, ends in
+        an ``error`` row."""
         try:
-            parallelism, transfer = prepare()
-            hook = hook_for(
-                remote(),
-                self.conn_id,
-                max_connections=parallelism,
-                connect_timeout=self.connect_timeout,
-                read_timeout=self.read_timeout,
-            )
-            row = transfer(hook, self.source, self.destination)
+            row = transfer()
         except TransferError as exc:
             self._fail(context, exc.row, exc.cause or exc)
         except (FerryError, ValueError, TypeError) as exc:  # before any transfer began
-            row = ManifestRow(source=redact(str(self.source)), destination=str(self.destination), start=now())
+            row = ManifestRow(source=redact(str(self.source)), destination=redact(str(self.destination)), start=now())
             self._fail(context, row.finish(ERROR, scrub(str(exc))), exc)
         if self.manifest_path:
             append_rows(self.manifest_path, [row])
         self.log.info("%s -> %s: %s (%s)", row.source, row.destination, row.result, row.description)
         return row.to_dict()
 
+    def connections(self) -> str:
+        """The connections in use, for the failure line."""
+        return f" (connection {self.conn_id!r})" if self.conn_id else ""
+
     def _fail(self, context: Context, row: ManifestRow, cause: BaseException) -> NoReturn:
         context["ti"].xcom_push(key="manifest_row", value=row.to_dict())
         if self.manifest_path:
             append_rows(self.manifest_path, [row])
-        where = f" (connection {self.conn_id!r})" if self.conn_id else ""
-        message = f"{row.source} -> {row.destination} failed{where}: {row.description}"
+        message = f"{row.source} -> {row.destination} failed{self.connections()}: {row.description}"
         self.log.error("%s", message)
         self.log.debug("what failed, in full", exc_info=cause)
         if isinstance(cause, (InvalidArgumentError, ValueError, TypeError)):

@@ -7,7 +7,8 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from ferry_provider.operators.transfer import FerryTransferOperator, Transfer
+from ferry_provider.operators.transfer import FerryTransferOperator
+from ferry_provider.transfer.manifest import ManifestRow
 from ferry_provider.transfer.upload import UploadOptions, upload
 
 
@@ -31,10 +32,11 @@ class FerryUploadOperator(FerryTransferOperator):
         self.metadata = metadata or {}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        def prepare() -> tuple[int, Transfer]:
+        def transfer() -> ManifestRow:
             options = UploadOptions(
                 **self.common_options(), content_type=self.content_type, metadata=dict(self.metadata)
             )
-            return options.parallelism, lambda hook, src, dst: upload(hook, src, dst, options)
+            hook = self.open_hook(self.destination, self.conn_id, options.parallelism)
+            return upload(hook, self.source, self.destination, options)
 
-        return self.run_transfer(context, lambda: self.destination, prepare)
+        return self.run_transfer(context, transfer)
