@@ -74,7 +74,6 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "key_path": _field("Service account key file path"),
                     "keyfile_dict": _field("Service account key JSON", format="password"),
-                    "project": _field("Project ID"),
                     "endpoint_url": _field("Endpoint URL (emulators)"),
                     "anonymous": _field("Send no credentials", "boolean"),
                 },

@@ -58,7 +58,6 @@ class Capabilities:
     max_part_size: int = 0  # 0: no limit
     max_parts: int = 0  # 0: no limit
     max_single_put: int = 0  # 0: no limit
-    checksums: frozenset[str] = frozenset()  # digests the store keeps: crc32c, md5, crc64nvme
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,6 @@ def hex_to_b64(value: str) -> str:
         raise InvalidArgumentError(f"digest {value!r} is not hex") from exc
 
 
-def crc_to_hex(value: int, bits: int = 32) -> str:
-    """A CRC as an integer -> fixed-width hex (``crc_to_hex(0xE3069283) == 'e3069283'``)."""
-    return f"{value:0{bits // 4}x}"
-
-
 def etag_md5(etag: str | None) -> str | None:
     """The MD5 hidden in an ETag, when it is one: 32 hex digits, no ``-N`` multipart suffix."""
     if not etag:

@@ -12,7 +12,7 @@ class FerryGCSHook(AirflowConnectionHook, GCSStore):
     Credentials, in order: the connection's ``key_path`` or ``keyfile_dict`` (service account),
     else application default credentials; ``anonymous: true`` (or an emulator endpoint) sends
     none. Extra fields: ``endpoint_url`` (also the ``STORAGE_EMULATOR_HOST`` variable),
-    ``project``, ``timeout``. Google-provider ``google_cloud_platform`` connections work as is.
+    ``timeout``. Google-provider ``google_cloud_platform`` connections work as is.
     """
 
     conn_name_attr = "gcp_conn_id"

@@ -62,7 +62,6 @@ class GCSStore(StorageHook):
         max_compose_sources=MAX_COMPOSE_SOURCES,
         composite_upload=True,
         server_side_copy=True,
-        checksums=frozenset({"crc32c", "md5"}),
     )
 
     def __init__(self, *, max_connections: int = 16) -> None:

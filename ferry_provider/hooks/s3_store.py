@@ -85,7 +85,6 @@ class S3Store(StorageHook):
         max_part_size=5 * GiB,
         max_parts=10_000,
         max_single_put=MAX_SINGLE_REQUEST,
-        checksums=frozenset({"crc32c", "crc32", "crc64nvme", "md5"}),
     )
 
     def __init__(self, *, max_connections: int = 16) -> None:
@@ -377,25 +376,28 @@ class S3Store(StorageHook):
 
     def list(self, url: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
         u = self.parse(url)
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"Bucket": u.bucket, "Prefix": u.key, "MaxKeys": page_size}
-            if token:
-                kwargs["ContinuationToken"] = token
-            with self._errors(u.raw):
-                page = self.client.list_objects_v2(**kwargs)
+        pages = self._pages(u, "list_objects_v2", Prefix=u.key, PaginationConfig={"PageSize": page_size})
+        for page in pages:
             for item in page.get("Contents", []):
                 etag = (item.get("ETag") or "").strip('"') or None
                 yield ObjectInfo(
-                    url=f"s3://{u.bucket}/{item['Key']}",
+                    url=u.sibling(item["Key"]),
                     size=item["Size"],
                     etag=etag,
                     last_modified=item.get("LastModified"),
                     md5=etag_md5(etag),
                 )
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+
+    def _pages(self, u: ObjectURL, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The pages of a listing ``operation`` in ``u``'s bucket, fetched one at a time as the
+        caller reads them (never the whole listing in memory), each request's errors mapped."""
+        pages = iter(self.client.get_paginator(operation).paginate(Bucket=u.bucket, **kwargs))
+        while True:
+            with self._errors(u.raw):
+                page = next(pages, None)
+            if page is None:
                 return
+            yield page
 
     # -- writes -----------------------------------------------------------------------------
     def put(
@@ -546,20 +548,11 @@ class S3Store(StorageHook):
 
     def list_parts(self, url: str, upload_id: str) -> list[PartInfo]:
         u = self.parse(url).require_key()
-        parts: list[PartInfo] = []
-        marker = 0
-        while True:
-            with self._errors(u.raw):
-                page = self.client.list_parts(
-                    Bucket=u.bucket, Key=u.key, UploadId=upload_id, PartNumberMarker=marker, MaxParts=1000
-                )
-            for p in page.get("Parts", []):
-                parts.append(
-                    PartInfo(p["PartNumber"], p["ETag"].strip('"'), p["Size"], b64_to_hex(p.get("ChecksumCRC32C")))
-                )
-            if not page.get("IsTruncated"):
-                return parts
-            marker = int(page["NextPartNumberMarker"])
+        return [
+            PartInfo(p["PartNumber"], p["ETag"].strip('"'), p["Size"], b64_to_hex(p.get("ChecksumCRC32C")))
+            for page in self._pages(u, "list_parts", Key=u.key, UploadId=upload_id)
+            for p in page.get("Parts", [])
+        ]
 
     def complete_multipart(
         self,
@@ -605,16 +598,6 @@ class S3Store(StorageHook):
 
     def list_multipart_uploads(self, url: str) -> Iterator[UploadInfo]:
         u = self.parse(url)
-        key_marker = upload_marker = ""
-        while True:
-            kwargs: dict[str, Any] = {"Bucket": u.bucket, "Prefix": u.key}
-            if key_marker:
-                kwargs.update(KeyMarker=key_marker, UploadIdMarker=upload_marker)
-            with self._errors(u.raw):
-                page = self.client.list_multipart_uploads(**kwargs)
+        for page in self._pages(u, "list_multipart_uploads", Prefix=u.key):
             for up in page.get("Uploads", []):
-                yield UploadInfo(f"s3://{u.bucket}/{up['Key']}", up["UploadId"], up.get("Initiated"))
-            if not page.get("IsTruncated"):
-                return
-            key_marker = page.get("NextKeyMarker", "")
-            upload_marker = page.get("NextUploadIdMarker", "")
+                yield UploadInfo(u.sibling(up["Key"]), up["UploadId"], up.get("Initiated"))

@@ -35,7 +35,7 @@ def find_leftovers(hook: StorageHook, url: str, older_than: timedelta) -> list[L
             if age >= older_than.total_seconds():
                 found.append(Leftover("multipart-upload", up.url, up.upload_id, age))
     if caps.composite_upload:
-        for obj in hook.list(f"{target.scheme}://{target.bucket}/{COMPONENT_PREFIX}"):
+        for obj in hook.list(target.sibling(COMPONENT_PREFIX)):
             age = (now - obj.last_modified).total_seconds() if obj.last_modified else float("inf")
             if age >= older_than.total_seconds():
                 found.append(Leftover("component", obj.url, "", age))
