@@ -125,8 +125,12 @@ def test_cp_errors(seaweedfs: S3Endpoint, tmp_path) -> None:
     assert bad_size.returncode == 2 and "not a size: 'lots'" in bad_size.stderr
     no_source = run([*FERRY, "cp", str(tmp_path / "x"), "s3://ferry-cli/up", "--conn", S3_CONN])
     assert no_source.returncode == 1 and "x does not exist" in no_source.stderr
-    remote = run([*FERRY, "cp", "s3://ferry-cli/a", "gs://ferry-cli/b"])
-    assert remote.returncode == 2 and "one side of ferry cp must be local" in remote.stderr
+    onto_itself = run([*FERRY, "cp", "s3://ferry-cli/a", "s3://ferry-cli/a", "--conn", S3_CONN])
+    assert onto_itself.returncode == 2 and "source and destination are the same object" in onto_itself.stderr
+    mode_on_copy = run([*FERRY, "cp", "s3://ferry-cli/a", "gs://ferry-cli/b", "--mode", "0600"])
+    assert mode_on_copy.returncode == 2 and "--mode does not apply to copies" in mode_on_copy.stderr
+    local_move = run([*FERRY, "mv", "s3://ferry-cli/a", str(tmp_path / "y")])
+    assert local_move.returncode == 2 and "ferry mv moves between object stores" in local_move.stderr
 
 
 # Runs the CLI in a fresh interpreter, then fails if any Airflow module was loaded on the way.
