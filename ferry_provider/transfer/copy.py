@@ -29,6 +29,7 @@ from ferry_provider.hooks.errors import (
     FerryError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     RangeNotSupportedError,
 )
 from ferry_provider.hooks.url import redact
@@ -162,7 +163,16 @@ class _Copy:
 
     def _copy(self, pin: ObjectInfo, selection: Selection, tracker: str) -> ManifestRow:
         if self.server_side:
-            return self._server_side(pin, selection, tracker)
+            try:
+                return self._server_side(pin, selection, tracker)
+            except (InvalidArgumentError, PermissionDeniedError) as exc:
+                # The store refused to copy (another region or account, a storage class, SSE-C,
+                # an S3-compatible store without the call): the bytes can still go through here.
+                log.warning(
+                    "%s: the store refused a server-side copy (%s); copying through this worker", self.dst.raw, exc
+                )
+                self._notes.append(f"server-side copy refused ({exc}): copied through the pipeline instead")
+                self.server_side = False
         return self._pipeline(pin, selection, tracker, stream=not self._ranged(pin))
 
     def _head_source(self) -> ObjectInfo:
