@@ -86,13 +86,17 @@ def test_a_second_writer_to_the_same_destination_fails_at_once_and_the_first_pub
     _, direct, proxy = s3_proxy
     url_a, data_a = put_object(direct, 16 * MiB, "a.bin")
     url_b, _ = put_object(direct, 16 * MiB, "b.bin")
-    proxy.faults.delay_per_chunk = 0.01  # run 1 crawls (~6 MiB/s), so run 2 lands in its middle
+    # Run 1's second range is held by the proxy until run 2 has tried: run 2 lands in its middle
+    # however slow or loaded the machine (a crawling link alone lost that race under load).
+    proxy.faults.stall_methods, proxy.faults.stall_after_requests, proxy.faults.stall_times = ("GET",), 1, 1
+    proxy.faults.stall_seconds = 120
     dest = tmp_path / "x"
     first = start_ferry("cp", url_a, str(dest), "--conn", "ferry_proxy_s3", "-j", "1", "--part-size", "2MiB", "-q")
     wait_for(lambda: len(tracker_parts(f"{dest}.ferry-tracker")) >= 1, "run 1 to write a part")
     second = ferry("cp", url_b, str(dest), "--conn", S3_CONN, "-j", "1", "-q")
     assert second.returncode == 1
     assert f"destination is being written by another transfer (pid {first.pid})" in one_line(second.stderr)
+    proxy.release_stalls()  # the held range's connection closes: run 1 retries it and finishes
     assert first.wait(120) == 0, first.stderr
     assert dest.read_bytes() == data_a
     assert sorted(os.listdir(tmp_path)) == ["x"]
