@@ -30,6 +30,7 @@ SIZE = 24 * MiB  # small, so the matrix runs in minutes on 2 cores...
 PART = 5 * MiB  # ...yet five parts (S3's minimum part size), enough to kill a transfer between parts
 KILL_AFTER_PARTS = 2  # parts let through before the proxy holds the rest: where a kill lands
 WAIT_LIMIT = 60.0  # seconds any wait for a transfer's progress may take before the cell gives up
+CUT_AT = MiB + 4321  # where a body is cut or a byte flipped: inside a part, off any buffer boundary
 
 
 @dataclass
@@ -41,10 +42,12 @@ class Transfer:
     key: str  # the object's key on the store
     data: bytes
     local_dir: Path  # where its local state lives: beside the download's destination or upload's source
+    destination_key: str = ""  # a copy's: the destination object's key (``key`` is the source's)
+    part_size: int = PART  # the size of the data requests: a one-request copy has one "part"
 
     @property
     def parts(self) -> int:
-        return math.ceil(len(self.data) / PART)
+        return math.ceil(len(self.data) / self.part_size)
 
 
 def poll_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
@@ -71,8 +74,16 @@ class Cell:
         self.proxy = FaultProxy(backend.upstream)
         self.proxy_url = self.proxy.start()
         self.runs: list[FerryRun] = []
-        # Unfinished uploads already in the bucket: only new ones are this cell's leftovers.
-        self.baseline = backend.temporaries()
+        # Unfinished uploads already in the buckets: only new ones are this cell's leftovers.
+        self.baselines = {store.name: store.temporaries() for store in op.stores(self)}
+        self.baseline = self.baselines[backend.name]
+
+    def leftovers(self) -> list[str]:
+        """Unfinished uploads (multipart uploads, components) this cell's runs left, on every store
+        its operation writes."""
+        return sorted(
+            str(item) for store in self.op.stores(self) for item in store.temporaries() - self.baselines[store.name]
+        )
 
     def close(self) -> None:
         """Stop everything the cell started and delete what it made (its verdict is already out):
@@ -81,8 +92,9 @@ class Cell:
             run.stop()
             print(f"run {number}: {run.describe()}")  # shown by pytest when the cell fails
         self.proxy.stop()
-        self.backend.clear(self.prefix)
-        self.backend.discard(self.backend.temporaries() - self.baseline)
+        for store in self.op.stores(self):
+            store.clear(self.prefix)
+            store.discard(store.temporaries() - self.baselines[store.name])
         for child in self.workdir.iterdir():
             if child.is_dir() and not child.is_mount():
                 shutil.rmtree(child)
@@ -98,7 +110,7 @@ class Cell:
     ) -> FerryRun:
         """Start ``ferry cp`` for ``t``; ``expect``: the bytes it should end with, if not ``t.data``."""
         args = [*self.op.args(self, t, t.data if expect is None else expect), *extra]
-        run = FerryRun.start(args, env or self.backend.env(self.proxy_url), str(self.workdir))
+        run = FerryRun.start(args, env or self.op.env(self), str(self.workdir))
         self.runs.append(run)
         return run
 
@@ -108,9 +120,11 @@ class Cell:
         return run
 
     # -- holding a transfer mid-way ------------------------------------------------------------
-    def hold_after(self, t: Transfer, parts: int = KILL_AFTER_PARTS) -> None:
-        """Let ``parts`` data requests through, then hold every later one (an answer mid-body, a
-        request unanswered) until release_stalls(): the transfer stops mid-way, deterministically."""
+    def hold_after(self, t: Transfer, parts: int | None = None) -> None:
+        """Let ``parts`` data requests through (default: the operation's ``hold_after_parts``), then
+        hold every later one (an answer mid-body, a request unanswered) until release_stalls(): the
+        transfer stops mid-way, deterministically."""
+        parts = self.op.hold_after_parts(t) if parts is None else parts
         method, match = self.op.data_match(self, t)
         f = self.proxy.faults
         f.only_path = match
@@ -120,9 +134,10 @@ class Cell:
         f.stall_at_byte = PART // 2 if self.op.data_in_answers else None
         f.stall_seconds = 2 * WAIT_LIMIT  # bounded even if never released
 
-    def wait_mid_transfer(self, t: Transfer, run: FerryRun, parts: int = KILL_AFTER_PARTS) -> dict[int, int]:
+    def wait_mid_transfer(self, t: Transfer, run: FerryRun, parts: int | None = None) -> dict[int, int]:
         """Wait until ``run`` has ``parts`` parts in its tracker and the proxy holds every part it
         has in flight; return the tracker's parts. Fails the cell if that point is never reached."""
+        parts = self.op.hold_after_parts(t) if parts is None else parts
         in_flight = min(self.op.parallelism, t.parts - parts)
         held = self.proxy.wait_until(lambda p: p.held >= in_flight or not run.running(), WAIT_LIMIT)
         done: dict[int, int] = {}

@@ -33,12 +33,14 @@ class InterruptedThenRerun(Fault):
         missing = cell.op.missing_resumable_state(cell, t)
         cell.verdict.check(not missing, f"the {self.sig.name}ed run did not keep its resumable state: {missing}")
         done = cell.op.done_parts(cell, t)
-        cell.verdict.require(done, f"the {self.sig.name}ed run's tracker records no finished part")
+        if cell.op.hold_after_parts(t):  # else the kill lands on the first data request: nothing is done yet
+            cell.verdict.require(done, f"the {self.sig.name}ed run's tracker records no finished part")
         cell.release()
         cell.proxy.wait_idle()
         cell.proxy.reset()  # counts from here are the rerun's alone
         rerun = cell.run(t)
-        promise.succeeded(cell, rerun, about=r"resum")
+        # A run held at its first data request has nothing finished to resume from (no part, no token).
+        promise.succeeded(cell, rerun, about=r"resum" if cell.op.hold_after_parts(t) else None)
         promise.destination_holds(cell, t, t.data, "the rerun", rerun)
         promise.clean(cell, t, "the rerun's success")
         moved, allowed, unit = cell.op.rerun_traffic(cell, t, done)
@@ -86,7 +88,7 @@ class SourceOverwritten(Fault):
     key, header, title = (
         "overwritten",
         "src-change",
-        "source overwritten mid-transfer (downloads: then again with --restart-on-change; "
+        "source overwritten mid-transfer (downloads, copies: then again with --restart-on-change; "
         "uploads: the local file rewritten in place)",
     )
 
@@ -115,7 +117,7 @@ class SourceOverwritten(Fault):
             promise.succeeded(cell, run, about=r"chang|restart")
             promise.destination_holds(cell, t, new, "a restart on change", run)
         else:
-            promise.failed(cell, run, r"chang")
+            promise.failed(cell, run, cell.op.changed_source(t))
             promise.destination_holds(cell, t, None, "the source changed", run)
         promise.clean(cell, t, "a final result")
 

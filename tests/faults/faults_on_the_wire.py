@@ -5,11 +5,11 @@ which must never reach the destination unnoticed."""
 from __future__ import annotations
 
 from tests.faults import promise
-from tests.faults.cell import Cell, MiB, Transfer
+from tests.faults.cell import Cell, Transfer
 from tests.faults.fault import Fault
 from tests.faults.ferry_run import FerryRun
+from tests.faults.operations import WireTarget
 
-CUT_AT = MiB + 4321  # inside a part, off any buffer boundary
 READ_TIMEOUT = 2  # seconds, given to ferry cp for the stall
 STALL = 15 * READ_TIMEOUT  # the stall lasts far past the read timeout, and ends (bounded)
 
@@ -21,16 +21,16 @@ class TransientFault(Fault):
     times = 2
     extra_args: tuple[str, ...] = ()
 
-    def arm(self, cell: Cell, t: Transfer, method: str) -> None:
+    def arm(self, cell: Cell, t: Transfer, target: WireTarget) -> None:
         raise NotImplementedError
 
     def run(self, cell: Cell) -> None:
         t = cell.prepare()
-        method, match = cell.op.data_match(cell, t)
-        cell.proxy.faults.only_path = match
-        self.arm(cell, t, method)
+        target = cell.op.wire_target(cell, t, self.key)
+        cell.proxy.faults.only_path = target.match
+        self.arm(cell, t, target)
         run = cell.run(t, *self.extra_args)
-        kind = self.fired_as[0] if cell.op.data_in_answers else self.fired_as[1]
+        kind = self.fired_as[0] if target.in_answers else self.fired_as[1]
         fired = cell.proxy.fired[kind]
         cell.verdict.check(fired == self.times, f"the proxy applied the fault {fired} times, not {self.times}")
         self.check_recovery(cell, run)
@@ -46,22 +46,22 @@ class ConnectionReset(TransientFault):
     key, header, title = "reset", "reset", "connection reset (TCP RST) mid-body, twice"
     fired_as = ("cut", "request_cut")
 
-    def arm(self, cell: Cell, t: Transfer, method: str) -> None:
+    def arm(self, cell: Cell, t: Transfer, target: WireTarget) -> None:
         f = cell.proxy.faults
-        if cell.op.data_in_answers:
-            f.cut_after, f.cut_times, f.cut_mode = CUT_AT, self.times, "reset"
+        if target.in_answers:
+            f.cut_after, f.cut_times, f.cut_mode = target.at, self.times, "reset"
         else:
-            f.request_fault_methods = (method,)
-            f.request_cut_after, f.request_cut_times, f.request_cut_mode = CUT_AT, self.times, "reset"
+            f.request_fault_methods = (target.method,)
+            f.request_cut_after, f.request_cut_times, f.request_cut_mode = target.at, self.times, "reset"
 
 
 class Throttled(TransientFault):
     key, header, title = "throttle", "429/503", "429 then 503, each with Retry-After: 1"
     fired_as = ("error", "error")
 
-    def arm(self, cell: Cell, t: Transfer, method: str) -> None:
+    def arm(self, cell: Cell, t: Transfer, target: WireTarget) -> None:
         f = cell.proxy.faults
-        f.error_methods, f.error_statuses, f.error_times, f.retry_after = (method,), (429, 503), self.times, "1"
+        f.error_methods, f.error_statuses, f.error_times, f.retry_after = (target.method,), (429, 503), self.times, "1"
 
 
 class TruncatedBody(TransientFault):
@@ -73,13 +73,13 @@ class TruncatedBody(TransientFault):
     )
     fired_as = ("cut", "request_cut")
 
-    def arm(self, cell: Cell, t: Transfer, method: str) -> None:
+    def arm(self, cell: Cell, t: Transfer, target: WireTarget) -> None:
         f = cell.proxy.faults
-        if cell.op.data_in_answers:
-            f.cut_after, f.cut_times, f.cut_mode = CUT_AT, self.times, "close"
+        if target.in_answers:
+            f.cut_after, f.cut_times, f.cut_mode = target.at, self.times, "close"
         else:
-            f.request_fault_methods = (method,)
-            f.request_cut_after, f.request_cut_times, f.request_cut_mode = CUT_AT, self.times, "truncate"
+            f.request_fault_methods = (target.method,)
+            f.request_cut_after, f.request_cut_times, f.request_cut_mode = target.at, self.times, "truncate"
 
 
 class StallPastReadTimeout(TransientFault):
@@ -93,10 +93,10 @@ class StallPastReadTimeout(TransientFault):
     times = 1
     extra_args = ("--read-timeout", str(READ_TIMEOUT), "--connect-timeout", str(READ_TIMEOUT))
 
-    def arm(self, cell: Cell, t: Transfer, method: str) -> None:
+    def arm(self, cell: Cell, t: Transfer, target: WireTarget) -> None:
         f = cell.proxy.faults
-        f.stall_methods, f.stall_times, f.stall_seconds = (method,), self.times, STALL
-        f.stall_at_byte = CUT_AT if cell.op.data_in_answers else None
+        f.stall_methods, f.stall_times, f.stall_seconds = (target.method,), self.times, STALL
+        f.stall_at_byte = target.at if target.in_answers else None
 
     def check_recovery(self, cell: Cell, run: FerryRun) -> None:
         # The stall would end by itself after STALL seconds (a truncated body, retried): only a
@@ -117,15 +117,15 @@ class FlippedByte(Fault):
 
     def run(self, cell: Cell) -> None:
         t = cell.prepare()
-        method, match = cell.op.data_match(cell, t)
+        target = cell.op.wire_target(cell, t, self.key)
         f = cell.proxy.faults
-        f.only_path = match
-        if cell.op.data_in_answers:
+        f.only_path = target.match
+        if target.in_answers:
             f.flip_offset = len(t.data) // 2 + 4321
         else:
-            f.request_fault_methods, f.request_flip_offset, f.request_flip_times = (method,), CUT_AT, 1
+            f.request_fault_methods, f.request_flip_offset, f.request_flip_times = (target.method,), target.at, 1
         run = cell.run(t)
-        fired = cell.proxy.fired["flip" if cell.op.data_in_answers else "request_flip"]
+        fired = cell.proxy.fired["flip" if target.in_answers else "request_flip"]
         cell.verdict.check(fired >= 1, "the proxy never flipped the byte")
         if run.returncode == 0:  # the damaged part was caught and sent again: the bytes must be exact
             promise.succeeded(cell, run)

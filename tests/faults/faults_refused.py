@@ -56,13 +56,13 @@ class WrongCredentials(Fault):
     key, header, title = "credentials", "bad-creds", "credentials the store rejects"
 
     def note(self, op: Operation, backend: type[Backend]) -> str | None:
-        if not backend.checks_credentials:
+        if not op.checks_credentials(backend):
             return f"{backend.title} checks none: the proxy answers every request 401, as a store does to rejected ones"
         return None
 
     def run(self, cell: Cell) -> None:
         t = cell.prepare()
-        env = cell.backend.wrong_credentials_env(cell.proxy_url)
+        env = cell.op.rejected_credentials_env(cell)
         if env is None:
             f = cell.proxy.faults
             f.error_methods, f.error_status, f.error_times = EVERY_METHOD, 401, 10**6
@@ -76,7 +76,7 @@ class MissingBucket(Fault):
     key, header, title = "missing-bucket", "no-bucket", "the bucket does not exist"
 
     def not_applicable(self, op: Operation, backend: type[Backend]) -> str | None:
-        if not backend.has_buckets:
+        if not op.has_buckets(backend):
             return f"{backend.title} URLs have no bucket (a missing path is a plain 404)"
         return None
 
@@ -87,12 +87,13 @@ class MissingBucket(Fault):
 
     def run(self, cell: Cell) -> None:
         t, bucket = cell.op.with_missing_bucket(cell, cell.prepare())
-        if cell.op.writes_remote and cell.backend.creates_missing_buckets:
+        store = cell.op.missing_bucket_store(cell)
+        if cell.op.writes_remote and store.creates_missing_buckets:
             f = cell.proxy.faults
             f.only_path, f.error_methods, f.error_status, f.error_times = f"/{bucket}", EVERY_METHOD, 404, 10**6
-            f.error_body = cell.backend.missing_bucket_answer(bucket)
+            f.error_body = store.missing_bucket_answer(bucket)
         run = cell.run(t)
         promise.failed(cell, run, r"bucket|not exist|not found|no such|\b404\b")
         promise.destination_holds(cell, t, None, "a missing bucket", run)
-        cell.verdict.check(not cell.backend.bucket_exists(bucket), f"the missing bucket {bucket} was created")
+        cell.verdict.check(not store.bucket_exists(bucket), f"the missing bucket {bucket} was created")
         promise.clean(cell, t, "a missing bucket")

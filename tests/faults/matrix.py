@@ -39,7 +39,7 @@ class Row:
 
     @property
     def title(self) -> str:
-        return f"{self.op.name} {self.backend.title}"
+        return self.op.title(self.backend)
 
 
 DOWNLOAD, UPLOAD = Download(), Upload()
@@ -85,7 +85,8 @@ class Spec:
 
     @property
     def note(self) -> str | None:
-        return self.fault.note(self.row.op, self.row.backend)
+        op, backend = self.row.op, self.row.backend
+        return op.note(self.fault.key, backend) or self.fault.note(op, backend)
 
 
 SPECS = [Spec(row, fault) for row in ROWS for fault in COLUMNS]

@@ -5,32 +5,87 @@ are, and which faults have no meaning for it.
 A new row (server-side copy, cross-store copy, bulk) is one more subclass here and one line in
 ``matrix.ROWS``: the fault columns only use this interface. Its ``not_applicable`` names the
 faults that have no meaning for it (a server-side copy moves no bytes through the proxy); an
-operation on two stores reaches the second one with ``cell.store(name)``.
+operation on two stores reaches the second one with ``cell.store(name)`` and lists both in
+``stores`` (their leftovers are checked and cleaned alike); ``wire_target`` says where a fault on
+the wire strikes when that is not the data requests' bodies.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.faults.backends import Backend
-from tests.faults.cell import PART, SIZE, Cell, Transfer
+from tests.faults.cell import CUT_AT, KILL_AFTER_PARTS, PART, SIZE, Cell, Transfer
 from tests.faults.local_state import ferry_files, find, tracker_parts
 
 PART_ARG = f"{PART >> 20}MiB"
+
+
+@dataclass(frozen=True)
+class WireTarget:
+    """Where a fault on the wire strikes: the ``method`` requests whose path contains ``match``,
+    in their answer bodies (``in_answers``) or their request bodies, at body offset ``at``."""
+
+    method: str
+    match: str
+    in_answers: bool
+    at: int = CUT_AT
 
 
 class Operation:
     name = ""
     data_in_answers = True  # data reaches the client in answer bodies (else in request bodies)
     writes_remote = False  # it writes to the store (else it only reads from it)
-    exclusive_destination = False  # a second writer must fail at once or wait (a local file)
+    exclusive_destination = False  # a second writer must fail at once or wait (a local file, a copy's lock)
     restarts_on_change = False  # --restart-on-change applies
     parallelism = 2
 
     def not_applicable(self, fault: str, backend: type[Backend]) -> str | None:
         """Why ``fault`` has no meaning for this operation on ``backend``; None if it has."""
         return None
+
+    def note(self, fault: str, backend: type[Backend]) -> str | None:
+        """How ``fault``'s cell stands in for the real fault on this operation, when it has to."""
+        return None
+
+    def title(self, backend: type[Backend]) -> str:
+        """The row's label."""
+        return f"{self.name} {backend.title}"
+
+    def stores(self, cell: Cell) -> list[Backend]:
+        """Every store this operation reads or writes (the row's first): where leftovers are looked for."""
+        return [cell.backend]
+
+    def env(self, cell: Cell) -> dict[str, str]:
+        """ferry cp's environment: the store reached through the cell's proxy."""
+        return cell.backend.env(cell.proxy_url)
+
+    def rejected_credentials_env(self, cell: Cell) -> dict[str, str] | None:
+        """ferry cp's environment with credentials a store rejects; None when no store checks any."""
+        return cell.backend.wrong_credentials_env(cell.proxy_url)
+
+    def checks_credentials(self, backend: type[Backend]) -> bool:
+        """Whether a store of this row rejects wrong credentials itself (else the proxy stands in)."""
+        return backend.checks_credentials
+
+    def missing_bucket_store(self, cell: Cell) -> Backend:
+        """The store whose bucket ``with_missing_bucket`` names."""
+        return cell.backend
+
+    def has_buckets(self, backend: type[Backend]) -> bool:
+        """Whether the store ``with_missing_bucket`` acts on has buckets at all."""
+        return backend.has_buckets
+
+    def wire_target(self, cell: Cell, t: Transfer, fault: str) -> WireTarget:
+        """Where the wire fault ``fault`` strikes: by default, the bodies that carry the data."""
+        return WireTarget(*self.data_match(cell, t), in_answers=self.data_in_answers)
+
+    def hold_after_parts(self, t: Transfer) -> int:
+        """Data requests let through before a transfer is held mid-way (for kills, changes, a
+        second writer): they are finished parts when the hold lands."""
+        return KILL_AFTER_PARTS
 
     def prepare(self, cell: Cell, local_dir: Path | None) -> Transfer:
         raise NotImplementedError
@@ -73,6 +128,10 @@ class Operation:
     def change_source(self, cell: Cell, t: Transfer, new: bytes) -> None:
         """Overwrite the source with ``new`` behind the running transfer's back."""
         raise NotImplementedError
+
+    def changed_source(self, t: Transfer) -> str:
+        """What the row of a transfer whose source changed must say (a regex)."""
+        return r"chang"
 
 
 class Download(Operation):
@@ -171,7 +230,7 @@ class Upload(Operation):
 
     def missing_resumable_state(self, cell: Cell, t: Transfer) -> list[str]:
         missing = [] if find(t.local_dir, ".ferry-upload-tracker") else ["tracker *.ferry-upload-tracker"]
-        if not cell.backend.temporaries() - cell.baseline:
+        if not cell.leftovers():
             missing.append("the unfinished upload on the store (multipart upload or components)")
         return missing
 

@@ -69,7 +69,7 @@ def clean(cell: Cell, t: Transfer, after: str) -> None:
     """Nothing of the transfer's own is left: local state files, unfinished uploads."""
     local = cell.op.local_leftovers(cell, t)
     cell.verdict.check(not local, f"after {after}: left beside the file: {local}")
-    remote = sorted(str(item) for item in cell.backend.temporaries() - cell.baseline)
+    remote = cell.leftovers()
     cell.verdict.check(not remote, f"after {after}: left on the store: {remote}")
 
 
