@@ -64,6 +64,12 @@ class Backend:
     verified = "crc32c"  # the digest a verified download row names
     upload_method = "PUT"  # the method that carries upload data...
     upload_match = "partNumber="  # ...and what its path contains
+    # A server-side copy within the store: the requests by which the store copies the bytes itself
+    # (method, path substring), whether it copies in parts (else in one request), and its one
+    # request with a body (method, path substring, body length at most): where a reset can strike.
+    copy_request = ("PUT", "partNumber=")  # UploadPartCopy
+    copies_in_parts = True
+    copy_request_with_body = ("POST", "uploadId=", 64)  # CompleteMultipartUpload: an XML list of parts
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -209,6 +215,9 @@ class GCSBackend(Backend):
     same_size_change_visible = False  # the emulator ignores ifGenerationMatch and sends no hash on ranges
     upload_method = "POST"
     upload_match = "uploadType=multipart"  # component uploads, not compose
+    copy_request = ("POST", "/rewriteTo/")  # a rewrite: one call on the emulator (it returns no token)
+    copies_in_parts = False
+    copy_request_with_body = ("POST", "/rewriteTo/", 1)  # its JSON body ("{}")
 
     def __init__(self, endpoint: str) -> None:
         super().__init__(endpoint)

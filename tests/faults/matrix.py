@@ -25,7 +25,7 @@ from tests.faults.faults_on_the_wire import (
     TruncatedBody,
 )
 from tests.faults.faults_refused import DiskFull, MissingBucket, WrongCredentials
-from tests.faults.operations import Download, Operation, Upload
+from tests.faults.operations import Download, Operation, ServerSideCopy, Upload
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,16 @@ class Row:
         return self.op.title(self.backend)
 
 
-DOWNLOAD, UPLOAD = Download(), Upload()
+DOWNLOAD, UPLOAD, SERVER_SIDE_COPY = Download(), Upload(), ServerSideCopy()
 ROWS = [
     Row(DOWNLOAD, S3Backend),
     Row(DOWNLOAD, GCSBackend),
     Row(DOWNLOAD, HTTPBackend),
     Row(UPLOAD, S3Backend),
     Row(UPLOAD, GCSBackend),
-    # HTTP(S) is read-only: it has no upload row.
+    # HTTP(S) is read-only: it has no upload row, and no server-side copy.
+    Row(SERVER_SIDE_COPY, S3Backend),
+    Row(SERVER_SIDE_COPY, GCSBackend),
 ]
 COLUMNS: list[Fault] = [
     ConnectionReset(),

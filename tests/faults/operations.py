@@ -13,6 +13,7 @@ the wire strikes when that is not the data requests' bodies.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,3 +244,153 @@ class Upload(Operation):
         with open(t.source, "r+b") as f:
             f.write(new)
         t.data = new
+
+
+class Copy(Operation):
+    """ferry cp REMOTE REMOTE: the source is seeded on the row's store (behind the proxy), the
+    copy's tracker and writer lock go to ``--state-dir``, a folder of the cell's (never the user's
+    ~/.local/state/ferry), where the local-state helpers look for leftovers."""
+
+    writes_remote = True
+    exclusive_destination = True  # the writer lock beside the tracker: a second copy fails at once
+    restarts_on_change = True  # ferry cp offers --restart-on-change for copies as for downloads
+
+    def copy_args(self, backend: Backend) -> list[str]:
+        return []
+
+    def destination_store(self, cell: Cell) -> Backend:
+        return cell.backend
+
+    def stores(self, cell: Cell) -> list[Backend]:
+        destination = self.destination_store(cell)
+        return [cell.backend] if destination is cell.backend else [cell.backend, destination]
+
+    def not_applicable(self, fault: str, backend: type[Backend]) -> str | None:
+        if fault == "disk-full":
+            return "a copy writes no data to the local disk (only a small tracker in --state-dir)"
+        return None
+
+    def prepare(self, cell: Cell, local_dir: Path | None) -> Transfer:
+        key, destination_key = f"{cell.prefix}object.bin", f"{cell.prefix}copy.bin"
+        data = os.urandom(SIZE)
+        cell.backend.seed(key, data)
+        directory = local_dir or cell.workdir / "state"
+        directory.mkdir(parents=True, exist_ok=True)
+        destination = self.destination_store(cell)
+        return Transfer(
+            cell.backend.url(key, cell.proxy_url),
+            destination.url(destination_key, destination.upstream),
+            key,
+            data,
+            directory,
+            destination_key=destination_key,
+            part_size=self.part_size(cell.backend, data),
+        )
+
+    def part_size(self, backend: Backend, data: bytes) -> int:
+        return PART
+
+    def note(self, fault: str, backend: type[Backend]) -> str | None:
+        if fault == "missing-bucket":
+            return "a copy's missing bucket is the destination's (the source exists)"
+        return None
+
+    def args(self, cell: Cell, t: Transfer, expect: bytes) -> list[str]:
+        options = ["--json", "--quiet", "-j", str(self.parallelism), "--state-dir", str(t.local_dir)]
+        return [t.source, t.destination, *options, *self.copy_args(cell.backend), *self.digest_args(cell, expect)]
+
+    def digest_args(self, cell: Cell, expect: bytes) -> list[str]:
+        return []
+
+    def destination_bytes(self, cell: Cell, t: Transfer) -> bytes | None:
+        return self.destination_store(cell).read(t.destination_key)
+
+    def missing_bucket_store(self, cell: Cell) -> Backend:
+        return self.destination_store(cell)  # the side a copy writes: it must not create the bucket
+
+    def with_missing_bucket(self, cell: Cell, t: Transfer) -> tuple[Transfer, str]:
+        url = self.destination_store(cell).missing_bucket_url(t.destination_key)
+        missing = Transfer(t.source, url, t.key, t.data, t.local_dir, t.destination_key, t.part_size)
+        return missing, url.split("/")[2]
+
+    def done_parts(self, cell: Cell, t: Transfer) -> dict[int, int]:
+        trackers = find(t.local_dir, ".ferry-copy-tracker")
+        return tracker_parts(trackers[0]) if trackers else {}
+
+    def change_source(self, cell: Cell, t: Transfer, new: bytes) -> None:
+        cell.backend.seed(t.key, new)
+        t.data = new
+
+    def changed_source(self, t: Transfer) -> str:
+        # Both ends are objects: the row must name the one that changed, the source (not copy.bin).
+        return rf"{re.escape(os.path.basename(t.key))}\b.*\bchang"
+
+
+class ServerSideCopy(Copy):
+    """ferry cp within one store: S3 parallel UploadPartCopy (a 5 MiB --multipart-copy-threshold
+    and --part-size send the object through five part copies), GCS rewrite. No byte of the
+    object passes through the proxy: the faults strike the requests that make the store copy."""
+
+    name = "server-copy"
+    data_in_answers = False
+
+    def title(self, backend: type[Backend]) -> str:
+        return f"server-side copy {backend.title}"
+
+    def not_applicable(self, fault: str, backend: type[Backend]) -> str | None:
+        if fault in ("truncated", "flip"):
+            return (
+                "a server-side copy moves no object bytes through the worker: the store copies them "
+                "itself (its CRC32C of the copy is compared with the source's)"
+            )
+        return super().not_applicable(fault, backend)
+
+    def note(self, fault: str, backend: type[Backend]) -> str | None:
+        if fault == "reset":
+            what = "CompleteMultipartUpload" if backend.copies_in_parts else "the rewrite request"
+            return f"no object bytes cross the wire: the reset cuts the copy's one request with a body ({what})"
+        if fault in ("sigkill", "sigint") and not backend.copies_in_parts:
+            return (
+                f"{backend.title} rewrites in one call and returns no rewrite token: the signal lands while "
+                "that call is held, and the rerun makes it again"
+            )
+        if fault == "overwritten" and not backend.copies_in_parts:
+            return (
+                f"{backend.title} ignores ifSourceGenerationMatch on a rewrite: only the copy's CRC32C against "
+                "the pinned source's can tell"
+            )
+        return super().note(fault, backend)
+
+    def copy_args(self, backend: Backend) -> list[str]:
+        return ["--part-size", PART_ARG, "--multipart-copy-threshold", PART_ARG]
+
+    def part_size(self, backend: Backend, data: bytes) -> int:
+        return PART if backend.copies_in_parts else max(len(data), 1)
+
+    def verified(self, backend: Backend) -> str:
+        return r"^server-side\b.*\bverified size and crc32c\b"
+
+    def data_match(self, cell: Cell, t: Transfer) -> tuple[str, str]:
+        return cell.backend.copy_request
+
+    def wire_target(self, cell: Cell, t: Transfer, fault: str) -> WireTarget:
+        if fault == "reset":  # the copy requests carry no body: cut the one that has one
+            method, match, length = cell.backend.copy_request_with_body
+            return WireTarget(method, match, in_answers=False, at=length // 2)
+        return super().wire_target(cell, t, fault)
+
+    def hold_after_parts(self, t: Transfer) -> int:
+        return min(KILL_AFTER_PARTS, t.parts - 1)  # one request: held before anything is done
+
+    def missing_resumable_state(self, cell: Cell, t: Transfer) -> list[str]:
+        if not cell.backend.copies_in_parts:
+            return []  # an unanswered rewrite call leaves no token to continue from
+        missing = [] if find(t.local_dir, ".ferry-copy-tracker") else ["tracker *.ferry-copy-tracker in --state-dir"]
+        if not cell.leftovers():
+            missing.append("the unfinished multipart upload on the store")
+        return missing
+
+    def rerun_traffic(self, cell: Cell, t: Transfer, done: dict[int, int]) -> tuple[int, int, str]:
+        method, match = self.data_match(cell, t)
+        unit = "part copies" if cell.backend.copies_in_parts else "rewrite calls"
+        return cell.proxy.answered(method, match), t.parts - len(done), unit
