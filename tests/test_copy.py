@@ -416,6 +416,21 @@ def test_server_side_never_sends_the_bytes_through_the_worker(s3_proxy, state_di
     assert_nothing_left(direct, prefix, state_dir, {src, dst})
 
 
+def test_server_side_never_on_gcs_reads_and_composes(gcs_proxy, state_dir) -> None:
+    via_proxy, direct, proxy = gcs_proxy
+    prefix = f"gs://{GCS_BUCKET}/{unique_prefix()}"
+    data = os.urandom(3 * MiB + 11)
+    src = seed(direct, prefix + "src.bin", data)
+    dst = prefix + "dst.bin"
+    row = run_copy(via_proxy, via_proxy, src, dst, state_dir, part_size=MiB, server_side="never")
+    assert_copied(row, direct, dst, data)
+    assert "pipeline" in row.description and row.bytes_transferred == len(data)
+    assert not [p for _, p in proxy.begun if "/rewriteTo/" in p]
+    assert sum(r.body_bytes for r in proxy.records if r.method == "GET" and r.range) == len(data)
+    assert direct.head(dst).content_type == CONTENT_TYPE
+    assert_nothing_left(direct, prefix, state_dir, {src, dst})
+
+
 def test_an_unknown_server_side_mode_is_refused() -> None:
     from ferry_provider.transfer.copy import CopyOptions
 
@@ -687,6 +702,24 @@ def test_a_move_deletes_the_source_after_the_destination_is_complete(s3_proxy, s
         assert_nothing_left(direct, f"s3://{PROXY_BUCKET}/{prefix}", state_dir, {dst})
     else:
         assert_nothing_left(s3b, f"s3://{S3_BUCKET}/{prefix}", state_dir, {dst})
+
+
+@pytest.mark.parametrize("existing", ["identical", "different"])
+def test_a_move_onto_an_existing_destination(s3a, s3b, state_dir, existing: str) -> None:
+    """An identical destination is proof enough: the move skips the copy and deletes the
+    source. A different one kept by no_clobber proves nothing: the source stays."""
+    prefix = unique_prefix()
+    data = os.urandom(PART + 1)
+    src = seed(s3a, f"s3://{S3_BUCKET}/{prefix}src.bin", data)
+    dst = f"s3://{S3_BUCKET}/{prefix}dst.bin"
+    before = data if existing == "identical" else os.urandom(PART + 1)
+    seed(s3b, dst, before)
+    clobber = {"no_clobber": existing != "identical"}
+    row = run_copy(s3a, s3b, src, dst, state_dir, part_size=PART, delete_source=True, **clobber)
+    assert row.result == "skip" and row.bytes_transferred == 0, row
+    assert s3b.read_bytes(dst) == before
+    assert exists(s3a, src) == (existing != "identical")
+    assert_nothing_left(s3b, f"s3://{S3_BUCKET}/{prefix}", state_dir, {dst})
 
 
 @pytest.mark.parametrize("digest", ["crc32c", "sha256"])
@@ -961,3 +994,121 @@ def test_copy_operator_in_a_dag_run(airflow_db, s3a, s3b, gcs, state_dir, monkey
     assert gcs.head(cross_dst).content_type == CONTENT_TYPE
     assert_nothing_left(s3a, f"s3://{S3_BUCKET}/{prefix}", state_dir, {same_src, same_dst})
     assert_nothing_left(gcs, f"gs://{GCS_BUCKET}/{prefix}", state_dir, {cross_dst})
+
+
+# -- a source that changes --------------------------------------------------------------------
+@pytest.mark.parametrize("case", ["pipeline-destination-s3", "server-side-s3"])
+def test_a_source_changed_between_runs_is_copied_afresh_and_the_stale_upload_goes(
+    request, state_dir, case: str
+) -> None:
+    """Run 1 fails with parts kept for a resume; the source is then rewritten (same size). The
+    rerun must not join the old parts to the new bytes, and must not leave the old upload."""
+    s = faulty(request, case)
+    proxy = s["proxy"]
+    multipart = {"part_size": s["part"], "multipart_copy_threshold": PART, "parallelism": 1}
+    failed_copy(s["src_hook"], s["dst_hook"], s["src"], s["dst"], state_dir, resume=True, **multipart)
+    assert landed(case, proxy) == 2
+    new = os.urandom(len(s["data"]))
+    seed(s["src_view"] if case == "server-side-s3" else s["src_hook"], s["src"], new)
+    proxy.reset()
+    row = run_copy(s["src_hook"], s["dst_hook"], s["src"], s["dst"], state_dir, resume=True, **multipart)
+    assert_copied(row, s["view"], s["dst"], new)
+    assert_nothing_left(s["view"], s["dst_prefix"], state_dir, {s["dst"]} | s["beside"])
+
+
+@pytest.mark.parametrize("restart_on_change", [False, True], ids=["fails", "restarts"])
+def test_a_source_rewritten_mid_pipeline_is_never_published_mixed(
+    s3_proxy, s3b, state_dir, restart_on_change: bool
+) -> None:
+    """The source is rewritten (same size) while its parts are being read: the copy fails, or
+    with restart_on_change starts over once and publishes the new bytes; never a mix."""
+    via_proxy, direct, proxy = s3_proxy
+    prefix = unique_prefix()
+    old, new = os.urandom(6 * PART), os.urandom(6 * PART)
+    src = seed(direct, f"s3://{PROXY_BUCKET}/{prefix}src.bin", old)
+    dst = f"s3://{S3_BUCKET}/{prefix}dst.bin"
+    # The first part is read; the next reads are held until the source has been rewritten.
+    f = proxy.faults
+    f.stall_methods, f.stall_after_requests, f.stall_times, f.only_path = ("GET",), 1, 10**6, f"{prefix}src.bin"
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["row"] = run_copy(
+                via_proxy, s3b, src, dst, state_dir, part_size=PART, parallelism=2, restart_on_change=restart_on_change
+            )
+        except FerryError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        part_read = lambda p: p.held >= 1 and any(r.method == "GET" for r in p.records)  # noqa: E731
+        assert proxy.wait_until(part_read, timeout=60)
+        assert [r.status for r in proxy.records if r.method == "GET"] == [206]  # one part read, others held
+        seed(direct, src, new)
+    finally:
+        proxy.release_stalls()  # the held reads are cut; their retries meet the new version
+        worker.join(120)
+    assert not worker.is_alive()
+    if restart_on_change:
+        row = outcome.get("row")
+        assert row is not None, outcome
+        assert_copied(row, s3b, dst, new)
+        assert "changed" in row.description or "restart" in row.description, row.description
+        assert_nothing_left(s3b, f"s3://{S3_BUCKET}/{prefix}", state_dir, {dst})
+    else:
+        exc = outcome.get("error")
+        assert exc is not None, outcome
+        assert "changed" in exc.row.description, exc.row.description
+        assert not exists(s3b, dst)
+        assert list(s3b.list_multipart_uploads(f"s3://{S3_BUCKET}/{prefix}")) == [] or os.listdir(state_dir)
+
+
+# -- bounded memory ---------------------------------------------------------------------------
+# Runs the CLI's main() and then records the process's peak resident memory. VmHWM belongs to
+# the address space exec created; a parent's rusage of the child would not do: Linux carries the
+# forking parent's peak (pytest's, with this module's 100 MiB) into the child's ru_maxrss.
+_MEASURED = (
+    "import os, sys\n"
+    "from ferry_provider.cli import main\n"
+    "try:\n"
+    "    code = main(sys.argv[1:])\n"
+    "finally:\n"
+    "    with open('/proc/self/status') as f:\n"
+    "        hwm = next(line for line in f if line.startswith('VmHWM:'))\n"
+    "    with open(os.environ['FERRY_TEST_HWM'], 'w') as f:\n"
+    "        f.write(hwm.split()[1])\n"
+    "sys.exit(code)\n"
+)
+
+
+def ferry_with_peak_rss(tmp_path, *argv: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``ferry``; return its result and its peak resident memory in MiB."""
+    hwm = tmp_path / "hwm"
+    env = {**os.environ, "FERRY_TEST_HWM": str(hwm)}
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURED, *argv], capture_output=True, text=True, timeout=300, env=env
+    )
+    return done, int(hwm.read_text()) / 1024
+
+
+def test_a_pipeline_copy_holds_parts_not_the_object(s3a, http_server, state_dir, big: bytes, tmp_path) -> None:
+    """HTTP -> S3, 100 MiB in 5 MiB parts, two at a time: the process grows by a few parts'
+    worth over the same command doing nothing but a HEAD, never by the object's size."""
+    url, root, _ = http_server
+    prefix = unique_prefix()
+    os.makedirs(os.path.join(root, prefix))
+    with open(os.path.join(root, prefix, "big.bin"), "wb") as f:
+        f.write(big)
+    src, dst = f"{url}/{prefix}big.bin", f"s3://{S3_BUCKET}/{prefix}big.bin"
+    common = ["--dst-conn", S3_CONN, "--state-dir", state_dir, "-q", "-j", "2", "--part-size", "5MiB"]
+    # The same command, imports and connections, with a source that fails at its HEAD.
+    idle, idle_rss = ferry_with_peak_rss(tmp_path, "cp", f"{url}/{prefix}missing.bin", dst, *common)
+    assert idle.returncode == 1, idle.stderr
+    done, rss = ferry_with_peak_rss(tmp_path, "cp", src, dst, *common)
+    assert done.returncode == 0, done.stderr
+    assert s3a.head(dst).crc32c == crc32c_hex(big) and s3a.read_bytes(dst) == big
+    print(f"peak RSS: {rss:.0f} MiB copying, {idle_rss:.0f} MiB failing at the HEAD")
+    assert rss - idle_rss < 60, f"{rss - idle_rss:.0f} MiB more than the idle command for 2 x 5 MiB parts"
+    assert_nothing_left(s3a, f"s3://{S3_BUCKET}/{prefix}", state_dir, {dst})
