@@ -25,7 +25,7 @@ from tests.faults.faults_on_the_wire import (
     TruncatedBody,
 )
 from tests.faults.faults_refused import DiskFull, MissingBucket, WrongCredentials
-from tests.faults.operations import Download, Operation, ServerSideCopy, Upload
+from tests.faults.operations import CrossStoreCopy, Download, Operation, ServerSideCopy, Upload
 
 
 @dataclass(frozen=True)
@@ -42,16 +42,19 @@ class Row:
         return self.op.title(self.backend)
 
 
-DOWNLOAD, UPLOAD, SERVER_SIDE_COPY = Download(), Upload(), ServerSideCopy()
+DOWNLOAD, UPLOAD, SERVER_SIDE_COPY, CROSS_STORE_COPY = Download(), Upload(), ServerSideCopy(), CrossStoreCopy()
 ROWS = [
     Row(DOWNLOAD, S3Backend),
     Row(DOWNLOAD, GCSBackend),
     Row(DOWNLOAD, HTTPBackend),
     Row(UPLOAD, S3Backend),
     Row(UPLOAD, GCSBackend),
-    # HTTP(S) is read-only: it has no upload row, and no server-side copy.
+    # HTTP(S) is read-only: it has no upload row, and no server-side copy; it is a copy's source.
     Row(SERVER_SIDE_COPY, S3Backend),
     Row(SERVER_SIDE_COPY, GCSBackend),
+    Row(CROSS_STORE_COPY, S3Backend),  # S3 -> GCS
+    Row(CROSS_STORE_COPY, GCSBackend),  # GCS -> S3
+    Row(CROSS_STORE_COPY, HTTPBackend),  # HTTP -> S3
 ]
 COLUMNS: list[Fault] = [
     ConnectionReset(),

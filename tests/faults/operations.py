@@ -17,9 +17,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.faults.backends import Backend
+from tests.faults.backends import Backend, GCSBackend, S3Backend
 from tests.faults.cell import CUT_AT, KILL_AFTER_PARTS, PART, SIZE, Cell, Transfer
 from tests.faults.local_state import ferry_files, find, tracker_parts
+from tests.stores import crc32c_hex
 
 PART_ARG = f"{PART >> 20}MiB"
 
@@ -394,3 +395,80 @@ class ServerSideCopy(Copy):
         method, match = self.data_match(cell, t)
         unit = "part copies" if cell.backend.copies_in_parts else "rewrite calls"
         return cell.proxy.answered(method, match), t.parts - len(done), unit
+
+
+class CrossStoreCopy(Copy):
+    """ferry cp between two stores (S3 -> GCS, GCS -> S3, HTTP -> S3): ranged GETs of the source
+    feed part uploads to the destination, the source's CRC32C checked before the object is
+    completed (an HTTP source keeps none: it is given as --expected-digest crc32c=..., a digest
+    combined over parts, so a rerun may reuse them; a sha256 would need every byte read again).
+
+    The proxy stands in front of the source, where the object's bytes enter the worker: body
+    faults damage the source's answers (a flipped byte must end in an error and nothing at the
+    destination), kills hold its reads mid-body, the rerun's re-fetched bytes are counted there.
+    The destination is reached directly and checked for leftovers like the source. Both stores
+    are set from the environment alone (AWS_* and STORAGE_EMULATOR_HOST do not overlap), so no
+    run loads Airflow for its connections; one store of each kind also means both sinks (S3
+    multipart, GCS components) and both ranged sources are exercised.
+    """
+
+    name = "pipeline"
+    # The destination's store, by the source's.
+    DESTINATIONS: dict[str, type[Backend]] = {"s3": GCSBackend, "gcs": S3Backend, "http": S3Backend}
+    SHORT = {"s3": "S3", "gcs": "GCS", "http": "HTTP"}
+
+    def title(self, backend: type[Backend]) -> str:
+        return f"cross-store copy {self.SHORT[backend.name]} -> {self.SHORT[self.DESTINATIONS[backend.name].name]}"
+
+    def destination_store(self, cell: Cell) -> Backend:
+        return cell.store(self.DESTINATIONS[cell.backend.name].name)
+
+    def has_buckets(self, backend: type[Backend]) -> bool:
+        return self.DESTINATIONS[backend.name].has_buckets
+
+    def digest_args(self, cell: Cell, expect: bytes) -> list[str]:
+        if cell.backend.digest_args(expect):  # a source that keeps no digest: the caller gives one
+            return ["--expected-digest", f"crc32c={crc32c_hex(expect)}"]
+        return []
+
+    def copy_args(self, backend: Backend) -> list[str]:
+        return ["--part-size", PART_ARG]
+
+    def env(self, cell: Cell) -> dict[str, str]:
+        destination = self.destination_store(cell)
+        return {**destination.env(destination.upstream), **cell.backend.env(cell.proxy_url)}
+
+    def rejected_credentials_env(self, cell: Cell) -> dict[str, str] | None:
+        """Wrong credentials for whichever side checks them (the S3 one): the source or the destination."""
+        destination = self.destination_store(cell)
+        wrong_source = cell.backend.wrong_credentials_env(cell.proxy_url)
+        if wrong_source is not None:
+            return {**destination.env(destination.upstream), **wrong_source}
+        wrong_destination = destination.wrong_credentials_env(destination.upstream)
+        if wrong_destination is not None:
+            return {**wrong_destination, **cell.backend.env(cell.proxy_url)}
+        return None
+
+    def checks_credentials(self, backend: type[Backend]) -> bool:
+        return True  # the S3 side does, as source or destination
+
+    def note(self, fault: str, backend: type[Backend]) -> str | None:
+        if fault == "credentials" and not backend.checks_credentials:
+            return f"{backend.title} checks none: the S3 destination is given a wrong secret key"
+        return super().note(fault, backend)
+
+    def verified(self, backend: Backend) -> str:
+        return r"^pipeline\b.*source's crc32c verified on the bytes read.*\bstored crc32c verified at the destination"
+
+    def data_match(self, cell: Cell, t: Transfer) -> tuple[str, str]:
+        return "GET", cell.backend.download_match(t.key)
+
+    def missing_resumable_state(self, cell: Cell, t: Transfer) -> list[str]:
+        missing = [] if find(t.local_dir, ".ferry-copy-tracker") else ["tracker *.ferry-copy-tracker in --state-dir"]
+        if not cell.leftovers():
+            missing.append("the unfinished upload on the destination (multipart upload or components)")
+        return missing
+
+    def rerun_traffic(self, cell: Cell, t: Transfer, done: dict[int, int]) -> tuple[int, int, str]:
+        method, match = self.data_match(cell, t)
+        return cell.proxy.body_bytes(method, match), len(t.data) - sum(done.values()), "source body bytes"
