@@ -9,7 +9,6 @@ demo is interrupted (Ctrl-C or SIGTERM); nothing is left in /tmp.
 
 from __future__ import annotations
 
-import csv
 import filecmp
 import os
 import shutil
@@ -18,6 +17,7 @@ import sys
 import threading
 import time
 
+from ferry_provider.transfer.manifest_file import parse_rows
 from tests.servers.process import interrupt_on_sigterm
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,7 +112,7 @@ def show_deferral(log_path: str) -> None:
 
 def print_manifest(path: str) -> None:
     with open(path) as f:
-        rows = list(csv.DictReader(f))
+        rows = list(parse_rows(f.read()))
     columns = ["result", "source", "destination", "source_size", "bytes_transferred", "crc32c", "description"]
     shown = [[row[c] for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in shown)) for i, c in enumerate(columns)]

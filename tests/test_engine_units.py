@@ -232,14 +232,15 @@ def test_options_reject_bad_values_in_every_direction(options: type, kwargs: dic
 def test_manifest_csv_escapes_newlines(tmp_path) -> None:
     import csv
 
-    from ferry_provider.transfer.manifest import ManifestRow, append_rows
+    from ferry_provider.transfer.manifest import ManifestRow
+    from ferry_provider.transfer.manifest_file import append_rows
 
     rows = [ManifestRow("s3://b/k", "/tmp/x", "t0").finish("error", "line one\nline two")]
     append_rows(str(tmp_path / "m.csv"), rows)
     append_rows(str(tmp_path / "m.csv"), rows)
     with open(tmp_path / "m.csv") as f:
         read = list(csv.DictReader(f))
-    assert len(read) == 2 and read[0]["description"] == "line one\\nline two"
+    assert len(read) == 2 and read[0]["Description"] == "line one\\nline two"
     assert json.dumps(rows[0].to_dict())  # JSON-ready for XCom
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import filecmp
 import threading
 
 from ferry_provider.hooks.s3 import FerryS3Hook
+from ferry_provider.transfer.manifest_file import parse_rows
 from tests.conftest import S3_CONN, make_s3_bucket, run_dag
 
 
@@ -36,7 +36,7 @@ def test_example_dag_moves_and_verifies_real_bytes(airflow_db, seaweedfs, tmp_pa
     assert run.state == "success"
     assert filecmp.cmp(tmp_path / "payload.bin", tmp_path / "downloaded" / "payload.bin", shallow=False)
     with open(tmp_path / "manifest.csv") as f:
-        rows = list(csv.DictReader(f))
+        rows = list(parse_rows(f.read()))
     assert [r["result"] for r in rows] == ["OK", "OK"]
     assert rows[0]["crc32c"] == rows[1]["crc32c"]  # what went up is what came down
     assert "stored crc32c verified" in rows[0]["description"]

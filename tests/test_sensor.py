@@ -20,7 +20,8 @@ from ferry_provider.hooks.s3 import FerryS3Hook
 from ferry_provider.sensors.artifact import FerryArtifactSensor
 from ferry_provider.transfer.artifact_check import INVALID, OKAY, WAITING, ArtifactCheck
 from ferry_provider.transfer.download import DownloadOptions, download
-from ferry_provider.transfer.manifest import ERROR, OK, ManifestRow, TransferError, append_rows
+from ferry_provider.transfer.manifest import ERROR, OK, ManifestRow, TransferError
+from ferry_provider.transfer.manifest_file import append_rows
 from ferry_provider.triggers.artifact import FerryArtifactTrigger
 from tests.conftest import GCS_CONN, S3_CONN, make_gcs_bucket, make_s3_bucket, run_dag
 from tests.stores import crc32c_hex, unique_prefix

@@ -11,13 +11,16 @@ import io
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol, Self
 
 from ferry_provider.hooks.errors import (
+    FerryError,
     InvalidArgumentError,
     InvalidRangeError,
+    PreconditionFailedError,
     SourceChangedError,
     TransientError,
     TruncatedBodyError,
@@ -374,6 +377,23 @@ class StorageHook(ABC):
         calls (GCS rewrite) reports its continuation token to ``on_token`` after each, and takes
         it back as ``resume_token`` to continue a copy an earlier run began."""
         raise self._unsupported("copy")
+
+    @contextmanager
+    def copy_preconditions(self, src: str, dst: str, if_absent: bool = False) -> Iterator[None]:
+        """A precondition that fails in a server-side copy names the right object: the
+        destination when it exists and ``if_absent`` was asked, else the source, whose pinned
+        version is gone (one status code answers both)."""
+        try:
+            yield
+        except PreconditionFailedError as exc:
+            if if_absent:
+                try:
+                    self.head(dst)
+                except FerryError:
+                    pass
+                else:
+                    raise PreconditionFailedError(f"{dst} already exists (no_clobber)", url=dst) from exc
+            raise SourceChangedError(f"{src} changed since it was examined; nothing was copied", url=src) from exc
 
     def store_identity(self) -> tuple[str, ...] | None:
         """Where this store is and whose credentials it uses (never the secrets): two hooks with

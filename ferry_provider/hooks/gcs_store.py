@@ -193,7 +193,8 @@ class GCSStore(StorageHook):
             md5=b64_to_hex(resource.get("md5Hash")),
             crc32c=b64_to_hex(resource.get("crc32c")),
             checksum_type="FULL_OBJECT" if resource.get("crc32c") else None,
-            metadata={k: str(v) for k, v in (resource.get("metadata") or {}).items()},
+            # A key patched to null is gone (real GCS drops it; the emulator keeps the null).
+            metadata={k: str(v) for k, v in (resource.get("metadata") or {}).items() if v is not None},
         )
 
     # -- reads ------------------------------------------------------------------------------
@@ -353,12 +354,28 @@ class GCSStore(StorageHook):
         if metadata is not None:
             body["metadata"] = dict(metadata)
         while True:
-            result = self._json("POST", url, d.raw, pinned=pin is not None, params=params, json=body)
+            with self.copy_preconditions(s.raw, d.raw, if_absent):
+                result = self._json("POST", url, d.raw, params=params, json=body)
             if result.get("done"):
-                return self._info(result["resource"])
+                return self._apply_metadata(d, self._info(result["resource"]), content_type, metadata)
             params["rewriteToken"] = result["rewriteToken"]
             if on_token is not None:
                 on_token(result["rewriteToken"])
+
+    def _apply_metadata(
+        self, d: ObjectURL, info: ObjectInfo, content_type: str | None, metadata: dict[str, str] | None
+    ) -> ObjectInfo:
+        """Make a rewritten object carry the content type and metadata asked for, when the
+        rewrite did not apply them (the emulator ignores the rewrite's object resource): a patch,
+        with the keys not asked for set to null, so the given metadata replaces the old."""
+        patch: dict[str, Any] = {}
+        if content_type is not None and info.content_type != content_type:
+            patch["contentType"] = content_type
+        if metadata is not None and info.metadata != metadata:
+            patch["metadata"] = {**dict.fromkeys(info.metadata), **metadata}
+        if not patch:
+            return info
+        return self._info(self._json("PATCH", self._object_url(d), d.raw, json=patch))
 
     def compose(
         self,

@@ -484,7 +484,7 @@ class S3Store(StorageHook):
             kwargs["MetadataDirective"] = "REPLACE"
             kwargs["ContentType"] = content_type or info.content_type or "binary/octet-stream"
             kwargs["Metadata"] = dict(info.metadata if metadata is None else metadata)
-        with self._errors(d.raw, pinned=True):
+        with self.copy_preconditions(s.raw, d.raw, if_absent), self._errors(d.raw):
             self.client.copy_object(**kwargs)
         return self.head(d.raw)
 
@@ -542,7 +542,7 @@ class S3Store(StorageHook):
                 source["VersionId"] = pin.version
             if pin.etag:
                 kwargs["CopySourceIfMatch"] = f'"{pin.etag}"'
-        with self._errors(u.raw, pinned=pin is not None):
+        with self.copy_preconditions(s.raw, u.raw), self._errors(u.raw):
             resp = self.client.upload_part_copy(**kwargs)["CopyPartResult"]
         return PartInfo(number, resp["ETag"].strip('"'), end - start, b64_to_hex(resp.get("ChecksumCRC32C")))
 

@@ -12,7 +12,8 @@ from ferry_provider.hooks.base import StorageHook
 from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, scrub
 from ferry_provider.hooks.factory import hook_for
 from ferry_provider.hooks.url import redact
-from ferry_provider.transfer.manifest import ERROR, ManifestRow, TransferError, append_rows, now
+from ferry_provider.transfer.manifest import ERROR, ManifestRow, TransferError, now
+from ferry_provider.transfer.manifest_file import append_rows
 from ferry_provider.transfer.options import TransferOptions, default_parallelism
 from ferry_provider.transfer.retry import RetryPolicy
 

@@ -11,9 +11,7 @@ answers: the second fails at once unless ``wait_for_valid`` (for producers that 
 
 from __future__ import annotations
 
-import csv
 import fnmatch
-import io
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,6 +21,7 @@ from ferry_provider.hooks.errors import InvalidArgumentError, NotFoundError
 from ferry_provider.hooks.url import parse_url, redact
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.manifest import OK, SKIP
+from ferry_provider.transfer.manifest_file import parse_rows
 
 OKAY, WAITING, INVALID = "ok", "waiting", "invalid"
 GLOB_CHARS = "*?["
@@ -183,7 +182,7 @@ class ArtifactCheck:
         except NotFoundError:
             return {}
         rows: dict[tuple[str, str, str], dict[str, str]] = {}
-        for row in csv.DictReader(io.StringIO(text)):
+        for row in parse_rows(text):
             if row.get("result") not in (OK, SKIP):
                 continue
             for end in ("source", "destination"):

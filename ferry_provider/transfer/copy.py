@@ -15,6 +15,7 @@ The row's description starts with ``server-side`` or ``pipeline``, then says wha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -31,6 +32,7 @@ from ferry_provider.hooks.errors import (
     NotFoundError,
     PermissionDeniedError,
     RangeNotSupportedError,
+    SourceChangedError,
 )
 from ferry_provider.hooks.url import redact
 from ferry_provider.transfer import checksums
@@ -134,6 +136,8 @@ class _Copy:
             raise InvalidArgumentError("copy() joins two object stores; local files are downloaded or uploaded")
         if not destination_hook.capabilities.writable:
             raise InvalidArgumentError(f"destination {self.dst.raw}: this store is read-only", url=self.dst.raw)
+        if opts.delete_source and not source_hook.capabilities.writable:
+            raise InvalidArgumentError(f"delete_source: {self.src.raw} is on a read-only store; it cannot be moved")
         self.server_side = opts.server_side == "auto" and source_hook.same_store(destination_hook)
         if source_hook.same_store(destination_hook) and (self.src.bucket, self.src.key) == (
             self.dst.bucket,
@@ -144,6 +148,16 @@ class _Copy:
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
+        try:
+            return self._run()
+        except SourceChangedError:
+            if not self.opts.restart_on_change:
+                raise
+            log.warning("%s changed during the copy; starting over once", self.row.source)
+            self._notes = ["the source changed during the copy: restarted once (restart_on_change)"]
+        return self._run()
+
+    def _run(self) -> ManifestRow:
         pin = self._head_source()
         selection = self._select_checks(pin)
         skip = self._skip_reason(pin)
@@ -294,31 +308,55 @@ class _Copy:
     def _verify_server_copy(self, pin: ObjectInfo, info: ObjectInfo, crc: str | None) -> str:
         """The store copied the bytes itself: its digests of the copy against the source's."""
         if info.size != pin.size:
-            delete_bad(
-                self.dst_hook, self.dst.raw, f"size mismatch: source {pin.size}, copy {info.size}", self.opts.retry
-            )
+            self._copy_differs(pin, f"size mismatch: source {pin.size}, copy {info.size}")
         done: list[str] = []
         if self.opts.check_hashes != "never":
             theirs = info.crc32c if info.crc32c and "-" not in info.crc32c else crc
             for name, mine, copied in (("crc32c", pin.crc32c, theirs), ("md5", pin.md5, info.md5)):
                 if mine and copied and "-" not in mine:
                     if mine != copied:
-                        delete_bad(
-                            self.dst_hook,
-                            self.dst.raw,
-                            f"{name} mismatch: source {mine}, copy {copied}",
-                            self.opts.retry,
-                        )
+                        self._copy_differs(pin, f"{name} mismatch: source {mine}, copy {copied}")
                     done.append(name)
                     break
+            if "crc32c" not in done and self.opts.check_hashes == "always":
+                done.append(self._crc32c_by_reading_back(pin, info, crc))
             done += self._expected_by_reading_back(info)
-        self.row.crc32c = (info.crc32c if info.crc32c and "-" not in info.crc32c else crc) or ""
+        self.row.crc32c = (info.crc32c if info.crc32c and "-" not in info.crc32c else crc) or self.row.crc32c
         self.row.md5 = info.md5 or ""
         if done:
             return f"verified size and {', '.join(done)} (the source's against the copy's)"
         if self.opts.check_hashes == "never":
             return "size verified (check_hashes='never')"
         return "size verified (the source keeps no digest the copy's can be compared with)"
+
+    def _crc32c_by_reading_back(self, pin: ObjectInfo, info: ObjectInfo, crc: str | None) -> str:
+        """check_hashes='always' and no digest kept on both sides: the source is read (pinned to
+        the version copied) and hashed, and so is the copy unless the store keeps its CRC32C."""
+        source_crc = read_back_crc32c(self.src_hook, self.src.raw, self.opts.retry, pin)
+        copy_crc = info.crc32c if info.crc32c and "-" not in info.crc32c else crc
+        copy_crc = copy_crc or read_back_crc32c(self.dst_hook, self.dst.raw, self.opts.retry)
+        if source_crc != copy_crc:
+            self._copy_differs(pin, f"crc32c mismatch: source read back {source_crc}, copy {copy_crc}")
+        self.row.crc32c = copy_crc
+        return "crc32c (the source read back)"
+
+    def _copy_differs(self, pin: ObjectInfo, why: str) -> None:
+        """A server-side copy that differs from the source: most likely the source changed under
+        a store that ignores the copy's source precondition; the copy goes either way."""
+        try:
+            now = self.src_hook.head(self.src.raw)
+        except FerryError:
+            now = None
+        if now is None or (now.size, now.etag, now.version) != (pin.size, pin.etag, pin.version):
+            with contextlib.suppress(FerryError):
+                self.opts.retry.run(lambda: self.dst_hook.delete(self.dst.raw), what=f"{self.dst.raw}: delete")
+            raise SourceChangedError(
+                f"{self.row.source} changed during the copy ({why}); the copy was deleted", url=self.row.source
+            )
+        self._delete_bad(why)
+
+    def _delete_bad(self, why: str) -> None:
+        delete_bad(self.dst_hook, self.dst.raw, why, self.opts.retry)
 
     def _expected_by_reading_back(self, info: ObjectInfo) -> list[str]:
         out = []
@@ -360,6 +398,10 @@ class _Copy:
         streamed = [c for c in selection.checks if c.streamed and not c.per_part]
         ordered = OrderedDigests([c for c in selection.checks if not (c.streamed and not c.per_part)])
         crcs = (checksums.CRC32C, *(checksums.CRCS[c.algorithm] for c in streamed if c.algorithm != "crc32c"))
+        if ordered and self.opts.resume and os.path.exists(tracker):
+            self._notes.append(
+                "an earlier run's parts were not reused: the source's digest needs every byte read in order"
+            )
         source_cls = StreamParts if stream else RemoteParts
         source = source_cls(
             self.src_hook, self.src.raw, pin, self.opts.retry, crcs, self.row.source, ordered if ordered else None

@@ -95,14 +95,23 @@ def resolve_destination(destination: str, source: ObjectURL) -> str:
     return path
 
 
-def download(hook: StorageHook, source: str, destination: str, options: DownloadOptions | None = None) -> ManifestRow:
+def download(
+    hook: StorageHook,
+    source: str,
+    destination: str,
+    options: DownloadOptions | None = None,
+    *,
+    listed: ObjectInfo | None = None,
+) -> ManifestRow:
     """Download ``source`` to the local path ``destination``; return its manifest row.
 
+    ``listed`` is what a listing just said of the source (size, ETag): a bulk transfer passes
+    it so a small object costs no HEAD; reads are still pinned to that ETag.
     Raises TransferError (carrying the ``error`` row) when the transfer fails.
     """
     opts = options or DownloadOptions()
     row = ManifestRow(source=redact(source), destination=destination, start=now())
-    return run_for_row(row, lambda: _Download(hook, source, destination, opts, row).run(), blame="destination")
+    return run_for_row(row, lambda: _Download(hook, source, destination, opts, row).run(listed), blame="destination")
 
 
 class _Download:
@@ -129,9 +138,9 @@ class _Download:
         self._md5_ends: list[int] = []  # where upload parts end, when each one's MD5 is streamed
 
     # -- the steps ---------------------------------------------------------------------------
-    def run(self) -> ManifestRow:
+    def run(self, listed: ObjectInfo | None = None) -> ManifestRow:
         self._check_destination_path()
-        pin = self.opts.retry.run(lambda: self.hook.head(self.src.raw), what=f"{self.src.raw}: head")
+        pin = listed or self.opts.retry.run(lambda: self.hook.head(self.src.raw), what=f"{self.src.raw}: head")
         self.row.source_size = pin.size
         self._check_expectations_before(pin)
         self._select_checks(pin)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from ferry_provider.hooks.errors import FerryError
@@ -66,17 +64,3 @@ def run_for_row(row: ManifestRow, transfer: Callable[[], ManifestRow], blame: st
     except (FerryError, OSError) as exc:
         text = str(exc) if isinstance(exc, FerryError) else f"{getattr(row, blame)}: {exc.strerror or exc}"
         raise TransferError(text, row.finish(ERROR, text), exc) from exc
-
-
-COLUMNS = [f.name for f in fields(ManifestRow)]
-
-
-def append_rows(path: str, rows: list[ManifestRow]) -> None:
-    """Append rows to a CSV manifest, writing the header when the file is new."""
-    new = not os.path.exists(path) or os.path.getsize(path) == 0
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        for row in rows:
-            writer.writerow(row.to_dict())

@@ -43,11 +43,13 @@ def verify_written(
     return "size verified (the store reports no full-object crc32c)"
 
 
-def read_back_crc32c(hook: StorageHook, url: str, retry: RetryPolicy) -> str:
+def read_back_crc32c(hook: StorageHook, url: str, retry: RetryPolicy, pin: ObjectInfo | None = None) -> str:
+    """The CRC32C of the object at ``url`` (of the version ``pin`` names, when given), read whole."""
+
     def read() -> str:
         hasher = checksums.CrcHasher(checksums.CRC32C)
         buf = memoryview(bytearray(READ_BACK_BUFFER))
-        with hook.open_range(url, 0, None) as reader:
+        with hook.open_range(url, 0, None, pin) as reader:
             while n := reader.readinto(buf):
                 hasher.update(buf[:n])
         return hasher.hexdigest()

@@ -1,0 +1,358 @@
+"""Bulk transfers: every object under a prefix, each by the right single-object engine.
+
+The source prefix is listed page by page (never whole in memory); each object becomes a download
+(remote -> local folder), an upload (local folder -> store) or a copy (store -> store), run by the
+same engines as single transfers, with the same checks, skips and resume. Many small objects run
+at once; large ones take several connections; one budget bounds the connections of all of them.
+One manifest row per object is written as it finishes, so a crash loses no finished row, and a
+rerun given the same manifest skips what it already lists as ``OK`` or ``skip``. A failed object
+is an ``error`` row and the others go on; the caller decides what a failure means at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ferry_provider.hooks.base import StorageHook
+from ferry_provider.hooks.errors import FerryError, InvalidArgumentError
+from ferry_provider.hooks.url import ObjectURL, redact
+from ferry_provider.transfer.copy import CopyOptions, copy
+from ferry_provider.transfer.download import DownloadOptions, download
+from ferry_provider.transfer.interrupt import Interrupted
+from ferry_provider.transfer.listing import Listed, ListFilter, folder, list_prefix
+from ferry_provider.transfer.local_names import local_destination
+from ferry_provider.transfer.manifest import ERROR, OK, SKIP, ManifestRow, TransferError, now
+from ferry_provider.transfer.manifest_file import ManifestWriter, row_key
+from ferry_provider.transfer.options import TransferOptions
+from ferry_provider.transfer.plan import MiB
+from ferry_provider.transfer.upload import UploadOptions, upload
+
+log = logging.getLogger("ferry_provider.transfer")
+
+# Objects up to this size go in one request on one connection, and a download takes what the
+# listing said of them instead of a HEAD: the per-object cost is what decides small-object speed.
+SMALL_OBJECT = 8 * MiB
+DEFAULT_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class BulkOptions(TransferOptions):
+    """Bulk options. ``concurrency``: objects in flight; ``max_connections``: connections for all
+    of them together (default: twice the concurrency); a large object takes up to ``parallelism``
+    of them. ``manifest``: a local path or an object URL (CSV with gsutil's header, or JSON lines
+    for ``.jsonl``); a rerun with the same manifest skips what it lists as ``OK``/``skip``.
+    ``size_only``: an existing destination of the same size counts as identical (for stores
+    with no digest in common). ``row_limit``: how many rows the summary carries."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_connections: int | None = None
+    only: ListFilter = field(default_factory=ListFilter)
+    manifest: str | None = None
+    manifest_format: str | None = None
+    size_only: bool = False
+    row_limit: int = 100
+    file_mode: int | None = None  # downloads: the files' mode
+    server_side: str = "auto"  # copies: as CopyOptions
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise InvalidArgumentError(f"concurrency must be a whole number >= 1, got {self.concurrency!r}")
+        if self.max_connections is not None and (not isinstance(self.max_connections, int) or self.max_connections < 1):
+            raise InvalidArgumentError(f"max_connections must be a whole number >= 1, got {self.max_connections!r}")
+        if not isinstance(self.row_limit, int) or self.row_limit < 0:
+            raise InvalidArgumentError(f"row_limit must be a whole number >= 0, got {self.row_limit!r}")
+        # Expectations describe one object; across a prefix they could only be wrong.
+        if self.expected_digests or self.expected_size is not None:
+            raise InvalidArgumentError("expected_digests and expected_size apply to single objects, not to a prefix")
+
+    @property
+    def connections(self) -> int:
+        return self.max_connections or max(2 * self.concurrency, self.parallelism)
+
+
+@dataclass
+class BulkSummary:
+    """Counts and bytes per result, the manifest's location, and the first rows (row_limit)."""
+
+    source: str
+    destination: str
+    counts: Counter[str] = field(default_factory=Counter)
+    bytes: Counter[str] = field(default_factory=Counter)
+    already_done: int = 0  # listed as OK/skip in the manifest by an earlier run: not looked at
+    manifest: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows_truncated: bool = False
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.counts[ERROR]
+
+    def add(self, row: ManifestRow, row_limit: int) -> None:
+        self.counts[row.result] += 1
+        self.bytes[row.result] += row.bytes_transferred
+        if len(self.rows) < row_limit:
+            self.rows.append(row.to_dict())
+        else:
+            self.rows_truncated = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "counts": {k: self.counts[k] for k in (OK, SKIP, ERROR)},
+            "bytes_transferred": {k: self.bytes[k] for k in (OK, SKIP, ERROR)},
+            "already_done": self.already_done,
+            "manifest": self.manifest,
+            "rows": self.rows,
+            "rows_truncated": self.rows_truncated,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def line(self) -> str:
+        c = self.counts
+        moved = sum(self.bytes.values())
+        return (
+            f"{c[OK]} OK, {c[SKIP]} skipped, {c[ERROR]} failed"
+            + (f", {self.already_done} already done" if self.already_done else "")
+            + f"; {moved} bytes moved in {self.seconds:.1f}s"
+        )
+
+
+class ConnectionBudget:
+    """A pool of connection slots; an object takes all the slots it needs at once or waits, so
+    two large objects can never each hold half of what both need."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._free = total
+        self._changed = threading.Condition()
+
+    def take(self, n: int) -> int:
+        n = max(1, min(n, self.total))
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= n)
+            self._free -= n
+        return n
+
+    def give_back(self, n: int) -> None:
+        with self._changed:
+            self._free += n
+            self._changed.notify_all()
+
+
+def bulk_transfer(
+    source_hook: StorageHook,
+    destination_hook: StorageHook,
+    source: str,
+    destination: str,
+    options: BulkOptions | None = None,
+    *,
+    listing: Iterable[Listed] | None = None,
+    on_row: Callable[[ManifestRow], None] | None = None,
+    manifest_hook: Callable[[str], StorageHook] | None = None,
+) -> BulkSummary:
+    """Transfer every object under ``source`` to the same relative key under ``destination``.
+
+    ``listing`` replaces the listing of ``source`` (a shard planned elsewhere). ``on_row`` sees
+    each row as it is written. ``manifest_hook`` opens the store of an object-URL manifest.
+    Failed objects are ``error`` rows in the summary; nothing is raised for them.
+    """
+    return _Bulk(source_hook, destination_hook, source, destination, options or BulkOptions(), manifest_hook).run(
+        listing, on_row
+    )
+
+
+class _Bulk:
+    def __init__(
+        self,
+        source_hook: StorageHook,
+        destination_hook: StorageHook,
+        source: str,
+        destination: str,
+        opts: BulkOptions,
+        manifest_hook: Callable[[str], StorageHook] | None,
+    ) -> None:
+        self.src_hook = source_hook
+        self.dst_hook = destination_hook
+        self.opts = opts
+        self.src = folder(source)
+        self.dst = folder(destination)
+        source_hook.parse(self.src)
+        destination_hook.parse(self.dst)
+        if self.src.is_local and self.dst.is_local:
+            raise InvalidArgumentError("both prefixes are local folders: ferry moves data to, from or between stores")
+        if not self.dst.is_local and not destination_hook.capabilities.writable:
+            raise InvalidArgumentError(f"destination {self.dst.raw}: this store is read-only")
+        if source_hook.same_store(destination_hook) and _overlap(self.src, self.dst):
+            raise InvalidArgumentError(
+                f"source {self.src.raw} and destination {self.dst.raw} overlap: objects would be copied onto themselves"
+            )
+        if self.dst.is_local:
+            os.makedirs(self.dst.key, exist_ok=True)
+        self.kind = "download" if self.dst.is_local else "upload" if self.src.is_local else "copy"
+        self.budget = ConnectionBudget(opts.connections)
+        self.summary = BulkSummary(redact(self.src.raw), redact(self.dst.raw), manifest=opts.manifest)
+        self.manifest = (
+            ManifestWriter(opts.manifest, fmt=opts.manifest_format, hook_for=manifest_hook, state_dir=opts.state_dir)
+            if opts.manifest
+            else None
+        )
+        self._lock = threading.Lock()
+        self._common = {f.name: getattr(opts, f.name) for f in fields(TransferOptions)}
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self, listing: Iterable[Listed] | None, on_row: Callable[[ManifestRow], None] | None) -> BulkSummary:
+        started = time.monotonic()
+        self._on_row = on_row
+        items = listing if listing is not None else list_prefix(self.src_hook, self.src, self.opts.only)
+        work: queue.Queue[Listed | None] = queue.Queue(maxsize=2 * self.opts.concurrency)
+        in_flight: dict[int, ManifestRow] = {}  # thread id -> the row of the object it moves
+        workers = [
+            threading.Thread(target=self._worker, args=(work, in_flight), name=f"ferry-bulk-{i}", daemon=True)
+            for i in range(self.opts.concurrency)
+        ]
+        # Daemon threads: after a signal the process may exit without waiting for objects in
+        # flight, which keep their resumable state as after a kill.
+        for worker in workers:
+            worker.start()
+        try:
+            try:
+                for item in items:
+                    if self._already_done(item):
+                        continue
+                    work.put(item)
+            finally:
+                for _ in workers:
+                    work.put(None)
+                for worker in workers:
+                    while worker.is_alive():
+                        worker.join(0.2)  # short waits: a signal is raised between them
+        except Interrupted as exc:
+            with self._lock:
+                for row in list(in_flight.values()):
+                    self._record(row.finish(ERROR, f"{exc} before this object finished; a rerun resumes it"))
+            raise
+        except (FerryError, OSError) as exc:  # the listing itself failed: the objects not reached have no row
+            raise FerryError(
+                f"{self.src.raw}: listing failed after {sum(self.summary.counts.values())} object(s): {exc}"
+            ) from exc
+        finally:
+            self.summary.seconds = time.monotonic() - started
+            if self.manifest is not None:
+                self.manifest.close()
+        log.info("%s -> %s: %s", self.summary.source, self.summary.destination, self.summary.line())
+        return self.summary
+
+    def _already_done(self, item: Listed) -> bool:
+        if self.manifest is None or not self.manifest.done:
+            return False
+        source, destination = self._ends(item, quiet=True)
+        if row_key(source, destination or "") in self.manifest.done:
+            self.summary.already_done += 1
+            return True
+        return False
+
+    def _worker(self, work: queue.Queue[Listed | None], in_flight: dict[int, ManifestRow]) -> None:
+        me = threading.get_ident()
+        while (item := work.get()) is not None:
+            source, destination = self._ends(item, quiet=True)
+            in_flight[me] = ManifestRow(source=source, destination=destination or "", start=now())
+            try:
+                row = self._one(item)
+            except BaseException as exc:  # a defect must still be a row, and the run go on
+                log.debug("unexpected failure on %s", source, exc_info=True)
+                row = in_flight[me].finish(ERROR, f"{type(exc).__name__}: {exc}")
+            with self._lock:
+                in_flight.pop(me, None)
+                self._record(row)
+
+    def _record(self, row: ManifestRow) -> None:
+        """One row: to the manifest, the summary and the caller (the caller holds the lock)."""
+        if self.manifest is not None:
+            self.manifest.write(row)
+        self.summary.add(row, self.opts.row_limit)
+        if self._on_row is not None:
+            self._on_row(row)
+
+    # -- one object --------------------------------------------------------------------------
+    def _ends(self, item: Listed, *, quiet: bool = False) -> tuple[str, str | None]:
+        """The row's source and destination for ``item``; the destination None when the key
+        cannot be one (quiet), else that is an InvalidArgumentError."""
+        source = redact(item.info.url)
+        try:
+            if self.dst.is_local:
+                return source, local_destination(self.dst.key, item.relative)
+            return source, self.dst.raw + item.relative
+        except InvalidArgumentError:
+            if quiet:
+                return source, None
+            raise
+
+    def _one(self, item: Listed) -> ManifestRow:
+        source, destination = self._ends(item, quiet=True)
+        if item.relative.endswith("/") and not item.info.size:
+            row = ManifestRow(source=source, destination=destination or "", start=now(), source_size=0)
+            return row.finish(SKIP, "a folder marker (an empty object whose key ends in '/'): nothing to transfer")
+        try:
+            source, destination = self._ends(item)
+            assert destination is not None
+            skip = self._size_only_skip(item, destination)
+            if skip is not None:
+                return skip
+            size = item.info.size or 0
+            wanted = 1 if size <= SMALL_OBJECT else self.opts.parallelism
+            granted = self.budget.take(wanted)
+            try:
+                return self._transfer(item, destination, granted)
+            finally:
+                self.budget.give_back(granted)
+        except TransferError as exc:
+            return exc.row
+        except FerryError as exc:
+            row = ManifestRow(source=source, destination=destination or "", start=now(), source_size=item.info.size)
+            return row.finish(ERROR, str(exc))
+
+    def _transfer(self, item: Listed, destination: str, parallelism: int) -> ManifestRow:
+        common = {**self._common, "parallelism": parallelism}
+        info = item.info
+        if self.kind == "download":
+            small = info.size is not None and info.size <= SMALL_OBJECT and info.pinnable
+            fetch = DownloadOptions(**common, file_mode=self.opts.file_mode)
+            return download(self.src_hook, info.url, destination, fetch, listed=info if small else None)
+        if self.kind == "upload":
+            return upload(self.dst_hook, info.url, destination, UploadOptions(**common))
+        duplicate = CopyOptions(**common, server_side=self.opts.server_side)
+        return copy(self.src_hook, self.dst_hook, info.url, destination, duplicate)
+
+    def _size_only_skip(self, item: Listed, destination: str) -> ManifestRow | None:
+        """With size_only, an existing destination of the same size is a skip."""
+        if not self.opts.size_only or self.opts.no_clobber:
+            return None
+        if self.dst.is_local:
+            existing = os.path.getsize(destination) if os.path.isfile(destination) else None
+        else:
+            try:
+                existing = self.dst_hook.head(destination).size
+            except FerryError:
+                existing = None
+        if existing is None or existing != item.info.size:
+            return None
+        row = ManifestRow(source=redact(item.info.url), destination=destination, start=now(), source_size=existing)
+        return row.finish(SKIP, "destination has the same size (size_only); digests not compared")
+
+
+def _overlap(a: ObjectURL, b: ObjectURL) -> bool:
+    """Whether one folder prefix contains the other (same bucket)."""
+    if (a.scheme, a.bucket) != (b.scheme, b.bucket):
+        return False
+    return a.key.startswith(b.key) or b.key.startswith(a.key)
