@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ferry_provider.cli_bulk import add_bulk_arguments, run_bulk
+
 if TYPE_CHECKING:
     from ferry_provider.transfer.manifest import ManifestRow
 
@@ -85,9 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         "source) or copy between object stores (server-side within one store, else a parallel pipeline)",
     )
     mv = sub.add_parser("mv", help="move one object between object stores: copy, verify, then delete the source")
-    for command in (cp, mv):
+    sync = sub.add_parser(
+        "sync", help="make DESTINATION (a prefix or folder) hold every object under SOURCE; --delete the rest"
+    )
+    for command in (cp, mv, sync):
         _transfer_arguments(command)
-    for command in (stat, cp, mv):
+    add_bulk_arguments(cp, sync=False, parse_size=parse_size)
+    add_bulk_arguments(sync, sync=True, parse_size=parse_size)
+    for command in (stat, cp, mv, sync):
         command.add_argument("--connect-timeout", type=seconds, default=None, help="seconds (default 10)")
         command.add_argument(
             "--read-timeout", type=seconds, default=None, help="seconds without a byte before an attempt fails (30)"
@@ -184,6 +191,10 @@ def _cp(args: argparse.Namespace) -> int:
 
     if args.conn and (args.src_conn or args.dst_conn):
         raise InvalidArgumentError("--conn serves both sides: give it, or --src-conn/--dst-conn, not both")
+    if args.command == "sync" or getattr(args, "recursive", False):
+        _refuse(args, "prefixes", expected_digest="--expected-digest", expected_size="--expected-size")
+        _refuse(args, "prefixes", content_type="--content-type", metadata="--metadata")
+        return run_bulk(args, _common_options(args), lambda url, n, conn: _store(args, url, n, conn))
     source_local, destination_local = parse_url(args.source).is_local, parse_url(args.destination).is_local
     copy_only = {"server_side": "--server-side", "multipart_copy_threshold": "--multipart-copy-threshold"}
     if not source_local and not destination_local:
@@ -392,7 +403,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("airflow").setLevel(logging.WARNING)
 
     try:
-        return {"stat": _stat, "cp": _cp, "mv": _cp, "cleanup": _cleanup}[args.command](args)
+        return {"stat": _stat, "cp": _cp, "mv": _cp, "sync": _cp, "cleanup": _cleanup}[args.command](args)
     except InvalidArgumentError as exc:
         _say(f"ferry: error: {exc}")
         return 2

@@ -44,6 +44,7 @@ def get_provider_info() -> dict[str, Any]:
                     "ferry_provider.operators.download",
                     "ferry_provider.operators.upload",
                     "ferry_provider.operators.copy",
+                    "ferry_provider.operators.bulk",
                 ],
             },
         ],

@@ -17,12 +17,12 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ferry_provider.hooks.base import StorageHook
-from ferry_provider.hooks.errors import FerryError, InvalidArgumentError
+from ferry_provider.hooks.base import ObjectInfo, StorageHook
+from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, NotFoundError
 from ferry_provider.hooks.url import ObjectURL, redact
 from ferry_provider.transfer.copy import CopyOptions, copy
 from ferry_provider.transfer.download import DownloadOptions, download
@@ -88,6 +88,7 @@ class BulkSummary:
     counts: Counter[str] = field(default_factory=Counter)
     bytes: Counter[str] = field(default_factory=Counter)
     already_done: int = 0  # listed as OK/skip in the manifest by an earlier run: not looked at
+    deleted: int = 0  # destination objects removed because the source has them no more (sync)
     manifest: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     rows_truncated: bool = False
@@ -112,6 +113,7 @@ class BulkSummary:
             "counts": {k: self.counts[k] for k in (OK, SKIP, ERROR)},
             "bytes_transferred": {k: self.bytes[k] for k in (OK, SKIP, ERROR)},
             "already_done": self.already_done,
+            "deleted": self.deleted,
             "manifest": self.manifest,
             "rows": self.rows,
             "rows_truncated": self.rows_truncated,
@@ -124,6 +126,7 @@ class BulkSummary:
         return (
             f"{c[OK]} OK, {c[SKIP]} skipped, {c[ERROR]} failed"
             + (f", {self.already_done} already done" if self.already_done else "")
+            + (f", {self.deleted} deleted at the destination" if self.deleted else "")
             + f"; {moved} bytes moved in {self.seconds:.1f}s"
         )
 
@@ -160,16 +163,28 @@ def bulk_transfer(
     listing: Iterable[Listed] | None = None,
     on_row: Callable[[ManifestRow], None] | None = None,
     manifest_hook: Callable[[str], StorageHook] | None = None,
+    delete_extraneous: bool = False,
 ) -> BulkSummary:
     """Transfer every object under ``source`` to the same relative key under ``destination``.
 
     ``listing`` replaces the listing of ``source`` (a shard planned elsewhere). ``on_row`` sees
     each row as it is written. ``manifest_hook`` opens the store of an object-URL manifest.
-    Failed objects are ``error`` rows in the summary; nothing is raised for them.
+    ``delete_extraneous`` (sync) then removes destination objects the filtered source does not
+    have, and only when every object succeeded. Failed objects are ``error`` rows in the
+    summary; nothing is raised for them.
     """
-    return _Bulk(source_hook, destination_hook, source, destination, options or BulkOptions(), manifest_hook).run(
-        listing, on_row
-    )
+    bulk = _Bulk(source_hook, destination_hook, source, destination, options or BulkOptions(), manifest_hook)
+    if delete_extraneous and listing is not None:
+        raise InvalidArgumentError("delete_extraneous needs the whole source listed, not a shard of it")
+    summary = bulk.run(listing, on_row, keep_keys=delete_extraneous)
+    if delete_extraneous:
+        if summary.errors:
+            log.warning(
+                "%s: %d object(s) failed: nothing deleted at the destination", summary.destination, summary.errors
+            )
+        else:
+            summary.deleted = bulk.delete_extraneous()
+    return summary
 
 
 class _Bulk:
@@ -181,6 +196,8 @@ class _Bulk:
         destination: str,
         opts: BulkOptions,
         manifest_hook: Callable[[str], StorageHook] | None,
+        *,
+        dry_run: bool = False,
     ) -> None:
         self.src_hook = source_hook
         self.dst_hook = destination_hook
@@ -197,24 +214,30 @@ class _Bulk:
             raise InvalidArgumentError(
                 f"source {self.src.raw} and destination {self.dst.raw} overlap: objects would be copied onto themselves"
             )
-        if self.dst.is_local:
+        if self.src.is_local and not os.path.isdir(self.src.key):
+            raise NotFoundError(f"source folder {self.src.key} does not exist", url=self.src.key)
+        if self.dst.is_local and not dry_run:
             os.makedirs(self.dst.key, exist_ok=True)
         self.kind = "download" if self.dst.is_local else "upload" if self.src.is_local else "copy"
         self.budget = ConnectionBudget(opts.connections)
         self.summary = BulkSummary(redact(self.src.raw), redact(self.dst.raw), manifest=opts.manifest)
         self.manifest = (
             ManifestWriter(opts.manifest, fmt=opts.manifest_format, hook_for=manifest_hook, state_dir=opts.state_dir)
-            if opts.manifest
+            if opts.manifest and not dry_run
             else None
         )
         self._lock = threading.Lock()
         self._common = {f.name: getattr(opts, f.name) for f in fields(TransferOptions)}
 
     # -- the run -----------------------------------------------------------------------------
-    def run(self, listing: Iterable[Listed] | None, on_row: Callable[[ManifestRow], None] | None) -> BulkSummary:
+    def run(
+        self, listing: Iterable[Listed] | None, on_row: Callable[[ManifestRow], None] | None, keep_keys: bool = False
+    ) -> BulkSummary:
         started = time.monotonic()
         self._on_row = on_row
         items = listing if listing is not None else list_prefix(self.src_hook, self.src, self.opts.only)
+        if keep_keys:
+            items = self._remembered(items)
         work: queue.Queue[Listed | None] = queue.Queue(maxsize=2 * self.opts.concurrency)
         in_flight: dict[int, ManifestRow] = {}  # thread id -> the row of the object it moves
         workers = [
@@ -252,6 +275,27 @@ class _Bulk:
                 self.manifest.close()
         log.info("%s -> %s: %s", self.summary.source, self.summary.destination, self.summary.line())
         return self.summary
+
+    def _remembered(self, items: Iterable[Listed]) -> Iterator[Listed]:
+        """Pass ``items`` on, keeping a compact key of each (16 bytes) for delete_extraneous."""
+        self.source_keys: set[bytes] = set()
+        for item in items:
+            self.source_keys.add(row_key(item.relative, ""))
+            yield item
+
+    def extraneous(self) -> Iterator[Listed]:
+        """Destination objects (as the filter admits them) whose key the source did not list."""
+        for item in list_prefix(self.dst_hook, self.dst, self.opts.only):
+            if row_key(item.relative, "") not in self.source_keys:
+                yield item
+
+    def delete_extraneous(self) -> int:
+        deleted = 0
+        for item in self.extraneous():
+            self.opts.retry.run(lambda u=item.info.url: self.dst_hook.delete(u), what=f"{item.info.url}: delete")
+            log.info("%s: deleted (not at the source)", item.info.url)
+            deleted += 1
+        return deleted
 
     def _already_done(self, item: Listed) -> bool:
         if self.manifest is None or not self.manifest.done:
@@ -356,3 +400,64 @@ def _overlap(a: ObjectURL, b: ObjectURL) -> bool:
     if (a.scheme, a.bucket) != (b.scheme, b.bucket):
         return False
     return a.key.startswith(b.key) or b.key.startswith(a.key)
+
+
+@dataclass
+class SyncPlan:
+    """What a sync would do, from the two listings alone (sizes and listed digests)."""
+
+    transfers: list[tuple[str, str, str]] = field(default_factory=list)  # (source, destination, why)
+    skips: int = 0
+    deletes: list[str] = field(default_factory=list)
+
+    def lines(self) -> Iterator[str]:
+        for source, destination, why in self.transfers:
+            yield f"would transfer {source} -> {destination} ({why})"
+        for url in self.deletes:
+            yield f"would delete {url} (not at the source)"
+
+    def summary(self) -> str:
+        return (
+            f"dry run: {len(self.transfers)} to transfer, {self.skips} identical by the listings, "
+            f"{len(self.deletes)} to delete; nothing was changed"
+        )
+
+
+def plan_sync(
+    source_hook: StorageHook,
+    destination_hook: StorageHook,
+    source: str,
+    destination: str,
+    options: BulkOptions,
+    *,
+    delete: bool,
+) -> SyncPlan:
+    """A dry run: list both sides and compare what the listings say (size, and the MD5 or
+    CRC32C both give). The destination listing is held in memory, keyed by relative key."""
+    bulk = _Bulk(source_hook, destination_hook, source, destination, options, None, dry_run=True)
+    existing = {item.relative: item.info for item in list_prefix(destination_hook, bulk.dst, options.only)}
+    plan = SyncPlan()
+    seen: set[str] = set()
+    for item in list_prefix(source_hook, bulk.src, options.only):
+        seen.add(item.relative)
+        source_url, target = bulk._ends(item, quiet=True)
+        there = existing.get(item.relative)
+        if target is None:
+            plan.transfers.append((source_url, "", "refused: the key cannot be a file there"))
+        elif there is None:
+            plan.transfers.append((source_url, target, "missing at the destination"))
+        elif options.no_clobber or _same(item.info, there, options.size_only):
+            plan.skips += 1
+        else:
+            plan.transfers.append((source_url, target, "differs"))
+    if delete:
+        plan.deletes = [redact(info.url) for relative, info in existing.items() if relative not in seen]
+    return plan
+
+
+def _same(a: ObjectInfo, b: ObjectInfo, size_only: bool) -> bool:
+    if a.size != b.size:
+        return False
+    if size_only:
+        return True
+    return any(getattr(a, n) and getattr(a, n) == getattr(b, n) for n in ("crc32c", "md5"))

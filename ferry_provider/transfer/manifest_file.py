@@ -20,6 +20,8 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields
+from typing import Any
 
 from ferry_provider.hooks.base import StorageHook
 from ferry_provider.hooks.errors import InvalidArgumentError, NotFoundError
@@ -81,6 +83,14 @@ def parse_rows(text: str) -> Iterator[dict[str, str]]:
         yield {_FIELD_OF.get(k, k): v for k, v in raw.items() if k is not None}
 
 
+def row_from_dict(raw: dict[str, str]) -> ManifestRow:
+    """A row read back from a manifest (numbers parsed, missing fields empty)."""
+    values: dict[str, Any] = {f.name: raw.get(f.name) or "" for f in fields(ManifestRow)}
+    values["source_size"] = int(values["source_size"]) if values["source_size"] else None
+    values["bytes_transferred"] = int(values["bytes_transferred"] or 0)
+    return ManifestRow(**values)
+
+
 def row_key(source: str, destination: str) -> bytes:
     """A compact identity of one (source, destination) pair: 16 bytes however long the URLs."""
     return hashlib.blake2b(f"{source}\0{destination}".encode(), digest_size=16).digest()
@@ -115,6 +125,8 @@ class ManifestWriter:
         if self.remote is not None and not self.remote.capabilities.writable:
             raise InvalidArgumentError(f"manifest {location!r}: that store is read-only")
         self.path = parsed.key if parsed.is_local else self._spool_path(state_dir)
+        if parsed.is_local:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         self._lock = threading.Lock()
         self.done: set[bytes] = set()
         self._load()

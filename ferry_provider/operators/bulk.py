@@ -1,0 +1,312 @@
+"""Bulk transfers in Airflow: every object under a prefix, optionally sharded over mapped tasks.
+
+    plan = FerryBulkPlanOperator(task_id="plan", source="s3://raw/{{ ds }}/", conn_id="raw",
+                                 listing_location="s3://work/ferry/{{ run_id }}/listing/",
+                                 manifest_location="s3://work/ferry/{{ run_id }}/manifests/")
+    move = FerryBulkTransferOperator.partial(task_id="move", source="s3://raw/{{ ds }}/",
+                                             destination="gs://lake/dt={{ ds }}/", ...
+                                             ).expand_kwargs(plan.output)
+    merge = FerryManifestMergeOperator(task_id="merge", manifests="{{ ti.xcom_pull('plan') }}", ...)
+
+Airflow's executor spreads the mapped shards over its workers; Ferry schedules nothing itself.
+Destinations come from the run's logical date (templates), never from the clock, so rerunning a
+date skips what is already there.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, NotFoundError
+from ferry_provider.hooks.factory import hook_for
+from ferry_provider.hooks.url import parse_url
+from ferry_provider.operators.transfer import FerryTransferOperator
+from ferry_provider.transfer.bulk import BulkOptions, BulkSummary, bulk_transfer
+from ferry_provider.transfer.listing import ListFilter
+from ferry_provider.transfer.manifest_file import format_of
+from ferry_provider.transfer.shards import MAX_SHARDS, merge_manifests, parse_listing, plan_shards, write_to
+
+FILTER_FIELDS = ("include", "regex", "min_size", "max_size", "modified_since")
+
+
+def _filter(op: Any) -> ListFilter:
+    since = op.modified_since
+    if isinstance(since, str) and since:
+        since = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    as_int = lambda v: int(v) if v not in (None, "") else None  # noqa: E731 - templated values arrive as text
+    return ListFilter(op.include or None, op.regex or None, as_int(op.min_size), as_int(op.max_size), since or None)
+
+
+def _read(url: str, conn_id: str | None) -> str:
+    parsed = parse_url(url)
+    if parsed.is_local:
+        with open(parsed.key) as f:
+            return f.read()
+    return hook_for(url, conn_id).read_bytes(url).decode()
+
+
+class FerryBulkTransferOperator(FerryTransferOperator):
+    """Every object under ``source`` (a prefix or a local folder) to the same relative key under
+    ``destination``: downloads, uploads or copies (server-side within one store), each verified
+    like a single transfer. ``source_listing`` (from FerryBulkPlanOperator) replaces the listing
+    with one shard's.
+
+    Filters (templated): ``include`` (glob on the relative key), ``regex``, ``min_size``,
+    ``max_size``, ``modified_since`` (ISO 8601 with a zone). ``concurrency`` objects at once,
+    ``max_connections`` for all together. ``manifest`` (path or URL; CSV with gsutil's header, or
+    JSON lines for ``.jsonl``) gets a row per object as it finishes; a retried task given the same
+    manifest skips the rows already ``OK``/``skip``. ``size_only`` treats an existing destination
+    of the same size as identical. A failed object is an ``error`` row and the rest go on; with
+    ``fail_on_error`` (default) the task fails at the end when any row is ``error``.
+
+    XCom: a summary (counts and bytes per result, the manifest's location) with the first
+    ``row_limit`` rows, so XCom stays small whatever the number of objects; also pushed as
+    ``bulk_summary`` when the task fails.
+    """
+
+    template_fields: Sequence[str] = (
+        *FerryTransferOperator.template_fields,
+        "source_conn_id",
+        "destination_conn_id",
+        "source_listing",
+        "manifest",
+        *FILTER_FIELDS,
+    )
+
+    def __init__(
+        self,
+        *,
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+        source_listing: str | None = None,
+        include: str | None = None,
+        regex: str | None = None,
+        min_size: int | str | None = None,
+        max_size: int | str | None = None,
+        modified_since: datetime | str | None = None,
+        concurrency: int = 16,
+        max_connections: int | None = None,
+        manifest: str | None = None,
+        size_only: bool = False,
+        fail_on_error: bool = True,
+        row_limit: int = 100,
+        file_mode: int | None = None,
+        server_side: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("manifest_path"):
+            raise InvalidArgumentError("FerryBulkTransferOperator takes manifest= (a path or URL), not manifest_path")
+        if kwargs.get("expected_digests") or kwargs.get("expected_size") is not None:
+            raise InvalidArgumentError("expected_digests and expected_size apply to single objects, not to a prefix")
+        super().__init__(**kwargs)
+        self.source_conn_id = source_conn_id
+        self.destination_conn_id = destination_conn_id
+        self.source_listing = source_listing
+        self.include, self.regex = include, regex
+        self.min_size, self.max_size, self.modified_since = min_size, max_size, modified_since
+        self.concurrency = concurrency
+        self.max_connections = max_connections
+        self.manifest = manifest
+        self.size_only = size_only
+        self.fail_on_error = fail_on_error
+        self.row_limit = row_limit
+        self.file_mode = file_mode
+        self.server_side = server_side
+        # Untemplated values are checked when the DAG is parsed.
+        BulkOptions(
+            concurrency=concurrency, max_connections=max_connections, row_limit=row_limit, server_side=server_side
+        )
+
+    def connections(self) -> str:
+        source = self.source_conn_id or self.conn_id
+        destination = self.destination_conn_id or self.conn_id
+        if source == destination:
+            return f" (connection {source!r})" if source else ""
+        return f" (connections {source!r} -> {destination!r})"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        source_conn = self.source_conn_id or self.conn_id
+        destination_conn = self.destination_conn_id or self.conn_id
+        try:
+            options = BulkOptions(
+                **self.common_options(),
+                concurrency=self.concurrency,
+                max_connections=self.max_connections,
+                only=_filter(self),
+                manifest=self.manifest or None,
+                size_only=self.size_only,
+                row_limit=self.row_limit,
+                file_mode=self.file_mode,
+                server_side=self.server_side,
+            )
+            source_hook = self.open_hook(self.source, source_conn, options.connections)
+            destination_hook = self.open_hook(self.destination, destination_conn, options.connections)
+            listing = parse_listing(_read(self.source_listing, source_conn)) if self.source_listing else None
+            summary = bulk_transfer(
+                source_hook,
+                destination_hook,
+                self.source,
+                self.destination,
+                options,
+                listing=listing,
+                manifest_hook=lambda url: self.open_hook(url, destination_conn, 4),
+            )
+        except (FerryError, OSError, ValueError, TypeError) as exc:
+            message = f"{self.source} -> {self.destination} failed{self.connections()}: {exc}"
+            self.log.error("%s", message)
+            self.log.debug("what failed, in full", exc_info=exc)
+            if isinstance(exc, (InvalidArgumentError, ValueError, TypeError)):
+                raise AirflowFailException(message) from None
+            raise AirflowException(message) from None
+        return self._report(context, summary)
+
+    def _report(self, context: Context, summary: BulkSummary) -> dict[str, Any]:
+        self.log.info("%s -> %s: %s", summary.source, summary.destination, summary.line())
+        for row in summary.rows:
+            if row["result"] == "error":
+                self.log.warning("%s -> %s: %s", row["source"], row["destination"], row["description"])
+        result = summary.to_dict()
+        if summary.errors and self.fail_on_error:
+            context["ti"].xcom_push(key="bulk_summary", value=result)
+            where = f"; rows in {summary.manifest}" if summary.manifest else ""
+            raise AirflowException(f"{summary.errors} object(s) failed{self.connections()}: {summary.line()}{where}")
+        return result
+
+
+class FerryBulkPlanOperator(BaseOperator):
+    """List ``source`` once and cut it into at most ``max_shards`` balanced shards (by bytes and
+    object count). Each shard's listing is written under ``listing_location`` (a folder, local or
+    object URL); the return value is one dict of FerryBulkTransferOperator arguments per shard
+    (``source_listing``, and ``manifest`` under ``manifest_location`` when given), ready for
+    ``.expand_kwargs()``."""
+
+    template_fields: Sequence[str] = (
+        "source",
+        "conn_id",
+        "listing_location",
+        "listing_conn_id",
+        "manifest_location",
+        *FILTER_FIELDS,
+    )
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        listing_location: str,
+        conn_id: str | None = None,
+        listing_conn_id: str | None = None,
+        manifest_location: str | None = None,
+        max_shards: int = MAX_SHARDS,
+        include: str | None = None,
+        regex: str | None = None,
+        min_size: int | str | None = None,
+        max_size: int | str | None = None,
+        modified_since: datetime | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 1 <= max_shards <= MAX_SHARDS:
+            raise InvalidArgumentError(f"max_shards must be between 1 and {MAX_SHARDS}, got {max_shards}")
+        self.source = source
+        self.conn_id = conn_id
+        self.listing_location = listing_location
+        self.listing_conn_id = listing_conn_id
+        self.manifest_location = manifest_location
+        self.max_shards = max_shards
+        self.include, self.regex = include, regex
+        self.min_size, self.max_size, self.modified_since = min_size, max_size, modified_since
+
+    def execute(self, context: Context) -> list[dict[str, str]]:
+        source_hook = hook_for(self.source, self.conn_id)
+        shards = plan_shards(
+            source_hook,
+            self.source,
+            self.listing_location,
+            write_to(lambda url: hook_for(url, self.listing_conn_id or self.conn_id)),
+            only=_filter(self),
+            max_shards=self.max_shards,
+        )
+        self.log.info(
+            "%s: %d object(s), %d bytes, in %d shard(s)",
+            self.source,
+            sum(s.objects for s in shards),
+            sum(s.bytes for s in shards),
+            len(shards),
+        )
+        out = []
+        for index, shard in enumerate(shards):
+            kwargs = {"source_listing": shard.listing}
+            if self.manifest_location:
+                kwargs["manifest"] = f"{self.manifest_location.rstrip('/')}/shard-{index:05d}.csv"
+            out.append(kwargs)
+        return out
+
+
+class FerryManifestMergeOperator(BaseOperator):
+    """Join the shards' manifests (``manifests``: a list of locations, or the planner's output,
+    whose ``manifest`` entries are taken) into ``destination`` (optional) and return the summary:
+    object count, counts and bytes per result. ``fail_on_error`` fails the task when any row is
+    ``error`` (after writing the merged manifest)."""
+
+    template_fields: Sequence[str] = ("manifests", "destination", "conn_id")
+
+    def __init__(
+        self,
+        *,
+        manifests: Sequence[str | dict[str, str]] | str,
+        destination: str | None = None,
+        conn_id: str | None = None,
+        fail_on_error: bool = False,
+        spool_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.spool_dir = spool_dir  # where a remote destination is spooled (default: the system's temp folder)
+        self.manifests = manifests
+        self.destination = destination
+        self.conn_id = conn_id
+        self.fail_on_error = fail_on_error
+
+    def _locations(self) -> list[str]:
+        items = self.manifests
+        if isinstance(items, str):
+            import ast
+
+            items = ast.literal_eval(items)  # a templated xcom_pull arrives as its text
+        return [item["manifest"] if isinstance(item, dict) else item for item in items]  # type: ignore[union-attr]
+
+    def _texts(self, locations: list[str]) -> Iterator[str]:
+        for location in locations:
+            try:
+                yield _read(location, self.conn_id)
+            except (NotFoundError, FileNotFoundError):
+                self.log.warning("%s: no manifest (the shard wrote no row)", location)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        locations = self._locations()
+        fmt = format_of(self.destination or "merged.csv")
+        if not self.destination:
+            summary = merge_manifests(self._texts(locations))
+        elif parse_url(self.destination).is_local:
+            with open(parse_url(self.destination).key, "wb") as out:
+                summary = merge_manifests(self._texts(locations), out, fmt)
+        else:
+            # Spooled on local disk, not held in memory: a merged manifest can be large.
+            with tempfile.TemporaryFile(prefix="ferry-merge-", dir=self.spool_dir) as out:
+                summary = merge_manifests(self._texts(locations), out, fmt)
+                size = out.tell()
+                out.seek(0)
+                hook_for(self.destination, self.conn_id).put(self.destination, out, size=size, content_type="text/csv")
+        summary["manifest"] = self.destination
+        summary["shards"] = len(locations)
+        self.log.info("%d shard manifest(s): %s", len(locations), summary)
+        if self.fail_on_error and summary["counts"]["error"]:
+            raise AirflowException(f"{summary['counts']['error']} object(s) failed; merged manifest {self.destination}")
+        return summary
