@@ -30,7 +30,13 @@ from ferry_provider.operators.transfer import FerryTransferOperator
 from ferry_provider.transfer.bulk import BulkOptions, BulkSummary, bulk_transfer
 from ferry_provider.transfer.listing import ListFilter
 from ferry_provider.transfer.manifest_file import format_of
-from ferry_provider.transfer.shards import MAX_SHARDS, merge_manifests, parse_listing, plan_shards, write_to
+from ferry_provider.transfer.shards import (
+    MAX_SHARDS,
+    merge_manifests,
+    parse_listing,
+    plan_shards,
+    write_to,
+)
 
 FILTER_FIELDS = ("include", "regex", "min_size", "max_size", "modified_since")
 
@@ -181,7 +187,8 @@ class FerryBulkTransferOperator(FerryTransferOperator):
 
 class FerryBulkPlanOperator(BaseOperator):
     """List ``source`` once and cut it into at most ``max_shards`` balanced shards (by bytes and
-    object count). Each shard's listing is written under ``listing_location`` (a folder, local or
+    object count; ``min_shard_weight`` bytes at least, 256 MiB by default, each object counting 1 MiB on top of its
+    size). Each shard's listing is written under ``listing_location`` (a folder, local or
     object URL); the return value is one dict of FerryBulkTransferOperator arguments per shard
     (``source_listing``, and ``manifest`` under ``manifest_location`` when given), ready for
     ``.expand_kwargs()``."""
@@ -204,6 +211,7 @@ class FerryBulkPlanOperator(BaseOperator):
         listing_conn_id: str | None = None,
         manifest_location: str | None = None,
         max_shards: int = MAX_SHARDS,
+        min_shard_weight: int | None = None,
         include: str | None = None,
         regex: str | None = None,
         min_size: int | str | None = None,
@@ -220,6 +228,7 @@ class FerryBulkPlanOperator(BaseOperator):
         self.listing_conn_id = listing_conn_id
         self.manifest_location = manifest_location
         self.max_shards = max_shards
+        self.min_shard_weight = min_shard_weight
         self.include, self.regex = include, regex
         self.min_size, self.max_size, self.modified_since = min_size, max_size, modified_since
 
@@ -232,6 +241,7 @@ class FerryBulkPlanOperator(BaseOperator):
             write_to(lambda url: hook_for(url, self.listing_conn_id or self.conn_id)),
             only=_filter(self),
             max_shards=self.max_shards,
+            min_shard_weight=self.min_shard_weight,
         )
         self.log.info(
             "%s: %d object(s), %d bytes, in %d shard(s)",

@@ -61,10 +61,13 @@ def plan_shards(
     *,
     only: ListFilter | None = None,
     max_shards: int = MAX_SHARDS,
+    min_shard_weight: int | None = None,
     spool_dir: str | None = None,
 ) -> list[Shard]:
     """List ``source`` once and write up to ``max_shards`` shard listings under
-    ``listing_location`` (a folder: ``shard-00000.jsonl``, ...) through ``write(url, data)``."""
+    ``listing_location`` (a folder: ``shard-00000.jsonl``, ...) through ``write(url, data)``.
+    A shard weighs at least ``min_shard_weight`` (bytes, plus OBJECT_WEIGHT per object; default
+    MIN_SHARD_WEIGHT)."""
     if not 1 <= max_shards <= MAX_SHARDS:
         raise InvalidArgumentError(f"max_shards must be between 1 and {MAX_SHARDS}, got {max_shards}")
     prefix = folder(source)
@@ -76,7 +79,8 @@ def plan_shards(
             count += 1
             total += item.info.size or 0
         weight = total + count * OBJECT_WEIGHT
-        n = max(1, min(max_shards, count, weight // MIN_SHARD_WEIGHT))
+        floor = MIN_SHARD_WEIGHT if min_shard_weight is None else max(1, min_shard_weight)
+        n = max(1, min(max_shards, count, weight // floor))
         spool.seek(0)
         shards: list[Shard] = []
         lines: list[str] = []
