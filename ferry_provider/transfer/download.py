@@ -136,6 +136,7 @@ class _Download:
         self._crcs: tuple[checksums.CrcAlgorithm, ...] = (checksums.CRC32C,)  # computed while streaming
         self._composites: dict[str, str] = {}  # per-part values recomputed from the ranges' digests
         self._md5_ends: list[int] = []  # where upload parts end, when each one's MD5 is streamed
+        self._whole_md5 = ""  # the whole object's MD5, when one stream computed it in passing
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self, listed: ObjectInfo | None = None) -> ManifestRow:
@@ -260,9 +261,12 @@ class _Download:
         fd = self._open_temp(size, fresh=not checkpoint.parts)
         self._shared_fd = SharedFd(fd)  # closed by whoever is last: us, or a part still running
         try:
-            if not checkpoint.parts:
-                checkpoint.save()  # claims the temp file for this source before any byte lands
-            if ranged and size is not None and (size > part_size or plan.layout):
+            in_parts = ranged and size is not None and (size > part_size or plan.layout)
+            if not checkpoint.parts and in_parts:
+                # Claims the temp file for this source before any byte lands. One stream needs
+                # no tracker: it always starts from byte 0 (and small objects go faster without).
+                checkpoint.save()
+            if in_parts:
                 reused = self._reuse_parts(checkpoint, plan)
                 progress = self._progress(size, sum(p["size"] for p in checkpoint.parts.values()))
                 try:
@@ -550,17 +554,32 @@ class _Download:
     def _fetch_stream(self, fd: int, pin: ObjectInfo, progress: Progress) -> dict[str, int]:
         """One stream from byte 0 (small objects, servers without ranges, unknown sizes);
         return each streamed CRC of it."""
-        state = self._fresh_state(0)
+        # A whole-object MD5 is hashed as the one stream passes, instead of reading the file again.
+        whole_md5 = pin.size is not None and any(
+            c.algorithm == "md5" and not c.per_part for c in self._selection.checks
+        )
+
+        def fresh() -> dict[str, Any]:
+            state = self._fresh_state(0)
+            if whole_md5:
+                state.update(md5=hashlib.md5(), md5s=[], md5_ends=[pin.size])
+            return state
+
+        state = fresh()
 
         def attempt() -> None:
             if state["pos"]:  # no ranges to continue with: start again from zero
                 progress.add(-state["pos"])
-                state.update(self._fresh_state(0))
+                state.update(fresh())
             with self.hook.open_range(self.src.raw, 0, None, pin) as reader:
                 self._copy(reader, fd, state, pin.size if reader.length is None else reader.length, progress)
 
         self.opts.retry.run(attempt, what=f"{self.row.source}: download")
         os.ftruncate(fd, state["pos"])
+        if whole_md5 and state["md5s"]:
+            self._whole_md5 = state["md5s"][0]
+        elif whole_md5 and pin.size == 0:
+            self._whole_md5 = hashlib.md5().hexdigest()
         return dict(zip(self._names(), state["crcs"], strict=True))
 
     # -- validation and the final rename ----------------------------------------------------
@@ -641,6 +660,8 @@ class _Download:
             return checksums.CRCS[check.algorithm].hex(crcs[check.algorithm])
         if check.per_part and check.algorithm in self._composites:
             return self._composites[check.algorithm]
+        if check.algorithm == "md5" and not check.per_part and self._whole_md5:
+            return self._whole_md5
         return digest_of_file(self.tmp, check, self.opts.parallelism)
 
 
