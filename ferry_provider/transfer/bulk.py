@@ -227,6 +227,7 @@ class _Bulk:
             else None
         )
         self._lock = threading.Lock()
+        self._closed = False
         self._common = {f.name: getattr(opts, f.name) for f in fields(TransferOptions)}
 
     # -- the run -----------------------------------------------------------------------------
@@ -264,6 +265,7 @@ class _Bulk:
             with self._lock:
                 for row in list(in_flight.values()):
                     self._record(row.finish(ERROR, f"{exc} before this object finished; a rerun resumes it"))
+                self._closed = True  # objects still finishing in the background write no second row
             raise
         except (FerryError, OSError) as exc:  # the listing itself failed: the objects not reached have no row
             raise FerryError(
@@ -322,6 +324,8 @@ class _Bulk:
 
     def _record(self, row: ManifestRow) -> None:
         """One row: to the manifest, the summary and the caller (the caller holds the lock)."""
+        if self._closed:
+            return
         if self.manifest is not None:
             self.manifest.write(row)
         self.summary.add(row, self.opts.row_limit)
