@@ -129,6 +129,17 @@ class FerryBulkTransferOperator(FerryTransferOperator):
             concurrency=concurrency, max_connections=max_connections, row_limit=row_limit, server_side=server_side
         )
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the two prefixes, plus each object of the summary's rows (at most
+        ``row_limit``: a listing of a million keys is not a lineage graph anyone can read)."""
+        from ferry_provider.operators.lineage import operator_lineage
+
+        rows = (getattr(self, "_summary", None) or {}).get("rows", [])
+        ok = [r for r in rows if r["result"] in ("OK", "skip")]
+        return operator_lineage(
+            [self.source, *(r["source"] for r in ok)], [self.destination, *(r["destination"] for r in ok)]
+        )
+
     def connections(self) -> str:
         source = self.source_conn_id or self.conn_id
         destination = self.destination_conn_id or self.conn_id
@@ -177,7 +188,7 @@ class FerryBulkTransferOperator(FerryTransferOperator):
         for row in summary.rows:
             if row["result"] == "error":
                 self.log.warning("%s -> %s: %s", row["source"], row["destination"], row["description"])
-        result = summary.to_dict()
+        result = self._summary = summary.to_dict()
         if summary.errors and self.fail_on_error:
             context["ti"].xcom_push(key="bulk_summary", value=result)
             where = f"; rows in {summary.manifest}" if summary.manifest else ""

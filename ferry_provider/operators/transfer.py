@@ -140,7 +140,15 @@ class FerryTransferOperator(BaseOperator):
         if self.manifest_path:
             append_rows(self.manifest_path, [row])
         self.log.info("%s -> %s: %s (%s)", row.source, row.destination, row.result, row.description)
-        return row.to_dict()
+        self._row = row.to_dict()
+        return self._row
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the object read and the object written (as the row names them)."""
+        from ferry_provider.operators.lineage import operator_lineage
+
+        row = getattr(self, "_row", None) or {}
+        return operator_lineage([row.get("source") or self.source], [row.get("destination") or self.destination])
 
     def connections(self) -> str:
         """The connections in use, for the failure line."""
