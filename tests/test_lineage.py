@@ -84,3 +84,31 @@ def test_a_bulk_transfer_reports_its_prefixes_and_objects_up_to_the_row_limit(se
     assert len(inputs) == len(outputs) == 4  # the prefix, then the 3 objects the summary keeps
     assert all(ns == f"s3://{BUCKET}" and name.startswith(f"{prefix}d/o") for ns, name in inputs[1:])
     assert all(ns == "file" and name.startswith(str(tmp_path / "out" / "o")) for ns, name in outputs[1:])
+
+
+def test_outlets_get_asset_events_for_what_was_written(seaweedfs, tmp_path) -> None:
+    """An Asset outlet gets the row's digests as its event's extra; an AssetAlias outlet gets
+    an event for the asset the real (templated) destination names."""
+    from airflow.sdk import Asset, AssetAlias
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    make_s3_bucket(seaweedfs, BUCKET)
+    prefix = unique_prefix()
+    local = tmp_path / "in.bin"
+    data = os.urandom(2000)
+    local.write_bytes(data)
+    lake, alias = Asset("s3://ferry-lineage/lake/"), AssetAlias("ferry-lineage-drops")
+    up = FerryUploadOperator(
+        task_id="up",
+        source=str(local),
+        destination=f"s3://{BUCKET}/{prefix}in.bin",
+        conn_id=S3_CONN,
+        state_dir=str(tmp_path),
+        outlets=[lake, alias],
+    )
+    events = OutletEventAccessors()
+    up.execute({"outlet_events": events})
+    assert events[lake].extra["crc32c"] == crc32c_hex(data) and events[lake].extra["source"] == str(local)
+    (event,) = events[alias].asset_alias_events
+    assert event.dest_asset_key.uri == f"s3://{BUCKET}/{prefix}in.bin"
+    assert event.extra["crc32c"] == crc32c_hex(data)

@@ -247,6 +247,46 @@ class RangeReader:
         self.close()
 
 
+class BufferReader(io.RawIOBase):
+    """A seekable, read-only file over a buffer, without copying it: a part held in a worker's
+    buffer is sent from there (``bytes(buffer)`` would hold it twice)."""
+
+    def __init__(self, buffer: bytes | bytearray | memoryview) -> None:
+        super().__init__()
+        self._view = memoryview(buffer).cast("B")
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = min(max(0, base + offset), len(self._view))
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), len(self._view) - self._pos)
+        memoryview(buffer)[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+def as_stream(body: Body) -> bytes | BinaryIO:
+    """``body`` as clients take it: bytes as they are, buffers as a zero-copy file."""
+    if isinstance(body, (bytearray, memoryview)):
+        return BufferReader(body)  # type: ignore[return-value]
+    return body
+
+
 class ConnectionLike(Protocol):
     """The fields of an Airflow ``Connection`` a store reads (no Airflow import needed)."""
 

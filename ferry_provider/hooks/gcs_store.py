@@ -16,10 +16,12 @@ import requests
 
 from ferry_provider.hooks.base import (
     Body,
+    BufferReader,
     Capabilities,
     ObjectInfo,
     RangeReader,
     StorageHook,
+    as_stream,
     check_content_range,
     check_range_args,
 )
@@ -285,9 +287,9 @@ class GCSStore(StorageHook):
         if_absent: bool = False,
     ) -> ObjectInfo:
         u = self.parse(url).require_key()
-        data = bytes(body) if isinstance(body, (bytearray, memoryview)) else body
+        data = as_stream(body)
         if size is None:
-            if not isinstance(data, bytes):
+            if not isinstance(data, (bytes, BufferReader)):
                 raise InvalidArgumentError(f"{u.raw}: size is required when the body is a stream", url=u.raw)
             size = len(data)
         resource: dict[str, Any] = {"name": u.key, "contentType": content_type or "application/octet-stream"}

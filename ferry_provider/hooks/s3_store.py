@@ -17,12 +17,14 @@ from botocore.config import Config
 
 from ferry_provider.hooks.base import (
     Body,
+    BufferReader,
     Capabilities,
     ObjectInfo,
     PartInfo,
     RangeReader,
     StorageHook,
     UploadInfo,
+    as_stream,
     check_content_range,
     check_range_args,
 )
@@ -123,6 +125,7 @@ class S3Store(StorageHook):
         )
         verify = extra_value(extra, "verify")
         connect_timeout, read_timeout = self.timeouts(extra)
+        self._reads = _LeanReads(self.max_connections, connect_timeout, read_timeout, verify)
         config = Config(
             max_pool_connections=self.max_connections,
             connect_timeout=connect_timeout,
@@ -348,6 +351,8 @@ class S3Store(StorageHook):
                 kwargs["IfMatch"] = f'"{pin.etag}"'
             if pin.version:
                 kwargs["VersionId"] = pin.version
+        if self._lean_reads():
+            return self._lean_range(u, kwargs, start, end, pin)
         with self._errors(u.raw, pinned=pin is not None):
             resp = self.client.get_object(**kwargs)
         if ranged and resp.get("ContentRange"):
@@ -372,6 +377,62 @@ class S3Store(StorageHook):
             length=length,
             release=release,
             stream_errors=(urllib3.exceptions.HTTPError, bex.BotoCoreError),
+        )
+
+    def _lean_reads(self) -> bool:
+        """Whether GETs may skip botocore's request pipeline. It costs 1.2 ms of CPU per request
+        against 0.6 ms for a presigned URL sent by urllib3 (measured on SeaweedFS, 64 KiB
+        objects): what decides how many small objects a second a worker moves. Not behind a
+        proxy, which botocore handles and a bare pool would not."""
+        self.client  # noqa: B018 - builds the client, and with it the read pool
+        return not any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
+
+    def _lean_range(
+        self, u: ObjectURL, params: dict[str, Any], start: int, end: int | None, pin: ObjectInfo | None
+    ) -> RangeReader:
+        """GetObject as a presigned URL (botocore still resolves the endpoint, addressing style,
+        region and credentials, and signs) sent on a plain urllib3 pool; errors are mapped as
+        botocore's would be. Range and If-Match travel as headers, which a presigned URL allows."""
+        headers = {
+            name: params.pop(key) for key, name in (("Range", "Range"), ("IfMatch", "If-Match")) if key in params
+        }
+        with self._errors(u.raw, pinned=pin is not None):
+            presigned = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=900)
+        try:
+            resp = self._reads.get(presigned, headers)
+        except urllib3.exceptions.HTTPError as exc:
+            # A presigned URL is a credential: neither it nor an exception quoting it goes on.
+            raise TransientError(f"{u.raw}: connection failed: {type(exc).__name__}", url=u.raw) from None
+        if resp.status >= 300:
+            body = resp.data[:4096].decode(errors="replace")
+            resp.release_conn()
+            error = {"Code": _xml_field(body, "Code") or str(resp.status), "Message": _xml_field(body, "Message")}
+            meta = {"HTTPStatusCode": resp.status, "HTTPHeaders": {k.lower(): v for k, v in resp.headers.items()}}
+            raise self._map_client_error(
+                bex.ClientError({"Error": error, "ResponseMetadata": meta}, "GetObject"), u.raw, pin is not None
+            )
+        ranged = "Range" in headers
+        if ranged and resp.status == 206:
+            length = check_content_range(u.raw, resp.headers.get("Content-Range"), start, end, pin)
+        else:
+            length = int(resp.headers.get("Content-Length", "0"))
+            if pin is not None and pin.size is not None and not ranged and length != pin.size:
+                resp.close()
+                raise SourceChangedError(f"{u.raw} changed: size was {pin.size}, now {length}", url=u.raw)
+
+        def release(complete: bool) -> None:
+            if complete:
+                resp.release_conn()
+            else:
+                resp.close()
+
+        return RangeReader(
+            socket_stream(resp),
+            url=u.raw,
+            start=start,
+            length=length,
+            release=release,
+            stream_errors=(urllib3.exceptions.HTTPError,),
         )
 
     def list(self, url: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
@@ -412,9 +473,9 @@ class S3Store(StorageHook):
         if_absent: bool = False,
     ) -> ObjectInfo:
         u = self.parse(url).require_key()
-        data = bytes(body) if isinstance(body, (bytearray, memoryview)) else body
+        data = as_stream(body)
         if size is None:
-            if not isinstance(data, bytes):
+            if not isinstance(data, (bytes, BufferReader)):
                 raise InvalidArgumentError(f"{u.raw}: size is required when the body is a stream", url=u.raw)
             size = len(data)
         if size > MAX_SINGLE_REQUEST:
@@ -507,7 +568,7 @@ class S3Store(StorageHook):
         self, url: str, upload_id: str, number: int, body: Body, *, size: int, crc32c: str | None = None
     ) -> PartInfo:
         u = self.parse(url).require_key()
-        data = bytes(body) if isinstance(body, (bytearray, memoryview)) else body
+        data = as_stream(body)
         kwargs: dict[str, Any] = {
             "Bucket": u.bucket,
             "Key": u.key,
@@ -601,3 +662,25 @@ class S3Store(StorageHook):
         for page in self._pages(u, "list_multipart_uploads", Prefix=u.key):
             for up in page.get("Uploads", []):
                 yield UploadInfo(u.sibling(up["Key"]), up["UploadId"], up.get("Initiated"))
+
+
+class _LeanReads:
+    """The urllib3 pool lean GETs go through, with the client's timeouts and TLS settings."""
+
+    def __init__(self, size: int, connect: float, read: float, verify: Any) -> None:
+        kwargs: dict[str, Any] = {"maxsize": size, "timeout": urllib3.Timeout(connect=connect, read=read)}
+        if isinstance(verify, str) and verify.lower() not in ("true", "false"):
+            kwargs.update(cert_reqs="CERT_REQUIRED", ca_certs=verify)
+        elif not as_bool(verify, True):
+            kwargs["cert_reqs"] = "CERT_NONE"
+        self.pool = urllib3.PoolManager(retries=False, **kwargs)
+
+    def get(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        return self.pool.request("GET", url, headers=headers, preload_content=False, decode_content=False)
+
+
+def _xml_field(body: str, name: str) -> str:
+    """One field of an S3 XML error body ('' when absent): enough to map the error."""
+    start = body.find(f"<{name}>")
+    end = body.find(f"</{name}>", start)
+    return body[start + len(name) + 2 : end] if start >= 0 and end > start else ""

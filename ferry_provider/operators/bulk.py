@@ -26,6 +26,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, NotFoundError
 from ferry_provider.hooks.factory import hook_for
 from ferry_provider.hooks.url import parse_url
+from ferry_provider.operators.lineage import emit_asset_events
 from ferry_provider.operators.transfer import FerryTransferOperator
 from ferry_provider.transfer.bulk import BulkOptions, BulkSummary, bulk_transfer
 from ferry_provider.transfer.listing import ListFilter
@@ -189,6 +190,9 @@ class FerryBulkTransferOperator(FerryTransferOperator):
             if row["result"] == "error":
                 self.log.warning("%s -> %s: %s", row["source"], row["destination"], row["description"])
         result = self._summary = summary.to_dict()
+        if not summary.errors:
+            extra = {"source": summary.source, "counts": result["counts"], "manifest": summary.manifest}
+            emit_asset_events(context, self.outlets, summary.destination, extra)
         if summary.errors and self.fail_on_error:
             context["ti"].xcom_push(key="bulk_summary", value=result)
             where = f"; rows in {summary.manifest}" if summary.manifest else ""

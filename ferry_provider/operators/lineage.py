@@ -38,3 +38,28 @@ def operator_lineage(inputs: Iterable[str], outputs: Iterable[str]) -> Any:
         return [Dataset(namespace=namespace, name=name) for namespace, name in seen]
 
     return OperatorLineage(inputs=datasets(inputs), outputs=datasets(outputs))
+
+
+def emit_asset_events(context: Any, outlets: Iterable[Any], url: str, extra: dict[str, Any]) -> None:
+    """Airflow assets for what a task wrote. An ``Asset`` among the outlets gets ``extra`` (the
+    row's digests and sizes) on its event; an ``AssetAlias`` gets an event for the asset named by
+    the real destination URL, so a templated destination (``s3://lake/dt={{ ds }}/``) still
+    schedules downstream DAGs on exactly what was written."""
+    from airflow.sdk import Asset, AssetAlias
+
+    events = context.get("outlet_events") if hasattr(context, "get") else None
+    if events is None:
+        return
+    for outlet in outlets:
+        if isinstance(outlet, AssetAlias):
+            events[outlet].add(Asset(uri=asset_uri(url)), extra=extra)
+        elif isinstance(outlet, Asset):
+            events[outlet].extra.update(extra)
+
+
+def asset_uri(url: str) -> str:
+    """``url`` as an asset URI: object URLs as they are, local paths as ``file://`` URLs."""
+    namespace, name = dataset_name(url)
+    if namespace == "file":
+        return f"file://{name}"
+    return f"{namespace}/{name.lstrip('/')}" if namespace.startswith(("s3://", "gs://")) else f"{namespace}{name}"

@@ -12,7 +12,8 @@ from ferry_provider.hooks.base import StorageHook
 from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, scrub
 from ferry_provider.hooks.factory import hook_for
 from ferry_provider.hooks.url import redact
-from ferry_provider.transfer.manifest import ERROR, ManifestRow, TransferError, now
+from ferry_provider.operators.lineage import emit_asset_events
+from ferry_provider.transfer.manifest import ERROR, OK, ManifestRow, TransferError, now
 from ferry_provider.transfer.manifest_file import append_rows
 from ferry_provider.transfer.options import TransferOptions, default_parallelism
 from ferry_provider.transfer.retry import RetryPolicy
@@ -141,6 +142,11 @@ class FerryTransferOperator(BaseOperator):
             append_rows(self.manifest_path, [row])
         self.log.info("%s -> %s: %s (%s)", row.source, row.destination, row.result, row.description)
         self._row = row.to_dict()
+        if row.result == OK:
+            extra = {
+                k: self._row[k] for k in ("source", "crc32c", "md5", "source_size") if self._row[k] not in ("", None)
+            }
+            emit_asset_events(context, self.outlets, row.destination, extra)
         return self._row
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

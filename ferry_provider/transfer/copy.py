@@ -449,7 +449,7 @@ class _Copy:
         info = self.opts.retry.run(
             lambda: self.dst_hook.put(
                 self.dst.raw,
-                bytes(body) if isinstance(body, memoryview) else body,
+                body,
                 size=pin.size,
                 content_type=self._content_type(pin),
                 metadata=self._metadata(pin),
