@@ -13,7 +13,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,9 @@ class Transfer:
     local_dir: Path  # where its local state lives: beside the download's destination or upload's source
     destination_key: str = ""  # a copy's: the destination object's key (``key`` is the source's)
     part_size: int = PART  # the size of the data requests: a one-request copy has one "part"
+    # A bulk's other objects, by their name under the prefix: moved in the same run, untouched by
+    # the faults, which strike ``key`` (``data``): the object in focus.
+    others: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def parts(self) -> int:
@@ -144,16 +147,18 @@ class Cell:
 
         def recorded() -> bool:
             done.update(self.op.done_parts(self, t))
-            return len(done) >= parts or not run.running()
+            return (len(done) >= parts and self.op.settled(self, t)) or not run.running()
 
         poll_until(recorded, WAIT_LIMIT if held else 0)
-        if not (held and len(done) >= parts and run.running()):
+        settled = self.op.settled(self, t)
+        if not (held and len(done) >= parts and settled and run.running()):
             if not run.running():
                 run.wait(0)
             self.verdict.require(
                 False,
                 f"the transfer never stopped mid-way as arranged ({parts} parts done, {in_flight} held): "
-                f"tracker parts {sorted(done)}, proxy holds {self.proxy.held}, run "
+                f"tracker parts {sorted(done)}, proxy holds {self.proxy.held}, "
+                f"{'' if settled else 'the other objects not all finished, '}run "
                 f"{'still running' if run.running() else run.describe()}",
             )
         return done

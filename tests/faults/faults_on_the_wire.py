@@ -34,7 +34,7 @@ class TransientFault(Fault):
         fired = cell.proxy.fired[kind]
         cell.verdict.check(fired == self.times, f"the proxy applied the fault {fired} times, not {self.times}")
         self.check_recovery(cell, run)
-        promise.succeeded(cell, run)
+        promise.succeeded(cell, t, run)
         promise.destination_holds(cell, t, t.data, self.title, run)
         promise.clean(cell, t, "a success")
 
@@ -128,9 +128,9 @@ class FlippedByte(Fault):
         fired = cell.proxy.fired["flip" if target.in_answers else "request_flip"]
         cell.verdict.check(fired >= 1, "the proxy never flipped the byte")
         if run.returncode == 0:  # the damaged part was caught and sent again: the bytes must be exact
-            promise.succeeded(cell, run)
+            promise.succeeded(cell, t, run)
             promise.destination_holds(cell, t, t.data, "a flipped byte", run)
         else:
-            promise.failed(cell, run, r"match|checksum|digest")
+            promise.failed(cell, t, run, r"match|checksum|digest")
             promise.destination_holds(cell, t, None, "a flipped byte", run)
         promise.clean(cell, t, "a final result")

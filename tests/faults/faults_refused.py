@@ -4,7 +4,6 @@ does not exist. It must fail at once and clearly, leaving nothing anywhere."""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,9 +44,9 @@ class DiskFull(Fault):
         with tiny_disk(cell.workdir / "tiny") as disk:
             t = cell.prepare(local_dir=disk)
             run = cell.run(t)
-            promise.failed(cell, run, r"disk space|no space")
+            promise.failed(cell, t, run, r"disk space|no space", others=promise.ANY_RESULT)
             promise.destination_holds(cell, t, None, "a full disk", run)
-            left = sorted(os.listdir(disk))
+            left = cell.op.disk_leftovers(cell, t, disk)
             cell.verdict.check(not left, f"after a full disk: left on it: {left}")
             promise.clean(cell, t, "a full disk")
 
@@ -67,7 +66,9 @@ class WrongCredentials(Fault):
             f = cell.proxy.faults
             f.error_methods, f.error_status, f.error_times = EVERY_METHOD, 401, 10**6
         run = cell.run(t, env=env)
-        promise.failed(cell, run, r"denied|forbidden|unauthori[sz]ed|credential|signature|\b40[13]\b")
+        promise.failed(
+            cell, t, run, r"denied|forbidden|unauthori[sz]ed|credential|signature|\b40[13]\b", others=promise.ANY_RESULT
+        )
         promise.destination_holds(cell, t, None, "rejected credentials", run)
         promise.clean(cell, t, "rejected credentials")
 
@@ -93,7 +94,7 @@ class MissingBucket(Fault):
             f.only_path, f.error_methods, f.error_status, f.error_times = f"/{bucket}", EVERY_METHOD, 404, 10**6
             f.error_body = store.missing_bucket_answer(bucket)
         run = cell.run(t)
-        promise.failed(cell, run, r"bucket|not exist|not found|no such|\b404\b")
+        promise.failed(cell, t, run, r"bucket|not exist|not found|no such|\b404\b", others=promise.ANY_RESULT)
         promise.destination_holds(cell, t, None, "a missing bucket", run)
         cell.verdict.check(not store.bucket_exists(bucket), f"the missing bucket {bucket} was created")
         promise.clean(cell, t, "a missing bucket")

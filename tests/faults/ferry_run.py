@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -34,12 +35,16 @@ class FerryRun:
     hung: bool = False
     waited: float = RUN_LIMIT  # the bound of the last wait, for the message of a hung run
     signals: list[str] = field(default_factory=list)
+    # time.monotonic() when it was started and when it was seen to have ended (at or after its
+    # real end): a run started after another ended is a rerun, not a concurrent writer.
+    started: float = 0.0
+    ended: float | None = None
     _out: IO[bytes] | None = None
     _err: IO[bytes] | None = None
 
     @classmethod
     def start(cls, args: list[str], env: dict[str, str], workdir: str) -> FerryRun:
-        run = cls(args, env)
+        run = cls(args, env, started=time.monotonic())
         # Files, not pipes: a run that is never read from (it hangs, or is killed) cannot block on
         # a full pipe; they live in the cell's directory and go with it.
         run._out = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in _collect()
@@ -92,6 +97,7 @@ class FerryRun:
         if self._out.closed:
             return
         self.returncode = self.proc.returncode
+        self.ended = time.monotonic()
         for stream, name in ((self._out, "stdout"), (self._err, "stderr")):
             stream.seek(0)
             setattr(self, name, stream.read().decode(errors="replace"))

@@ -7,7 +7,10 @@ A new row (server-side copy, cross-store copy, bulk) is one more subclass here a
 faults that have no meaning for it (a server-side copy moves no bytes through the proxy); an
 operation on two stores reaches the second one with ``cell.store(name)`` and lists both in
 ``stores`` (their leftovers are checked and cleaned alike); ``wire_target`` says where a fault on
-the wire strikes when that is not the data requests' bodies.
+the wire strikes when that is not the data requests' bodies. An operation that moves several
+objects in one run (a bulk) keeps the others in ``Transfer.others``, the faults striking one of
+them (``key``, ``data``); ``sort_rows``, ``settled`` and ``record_problems`` say how its rows,
+holds and final state are judged beyond that object.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tests.faults.backends import Backend, GCSBackend, S3Backend
 from tests.faults.cell import CUT_AT, KILL_AFTER_PARTS, PART, SIZE, Cell, Transfer
 from tests.faults.local_state import ferry_files, find, tracker_parts
 from tests.stores import crc32c_hex
+
+if TYPE_CHECKING:
+    from tests.faults.ferry_run import FerryRun
 
 PART_ARG = f"{PART >> 20}MiB"
 
@@ -43,6 +50,9 @@ class Operation:
     exclusive_destination = False  # a second writer must fail at once or wait (a local file, a copy's lock)
     restarts_on_change = False  # --restart-on-change applies
     parallelism = 2
+    error_line = r"^ferry:"  # the last stderr line of a run that failed (a regex)
+    # What the row of the object in flight must say after SIGINT (a regex); None: it may have none.
+    interrupted_row: str | None = None
 
     def not_applicable(self, fault: str, backend: type[Backend]) -> str | None:
         """Why ``fault`` has no meaning for this operation on ``backend``; None if it has."""
@@ -121,6 +131,31 @@ class Operation:
 
     def local_leftovers(self, cell: Cell, t: Transfer) -> list[str]:
         return ferry_files(t.local_dir)
+
+    def disk_leftovers(self, cell: Cell, t: Transfer, disk: Path) -> list[str]:
+        """What is on the (full) destination disk after a final failure: nothing should be."""
+        return sorted(os.listdir(disk))
+
+    def settled(self, cell: Cell, t: Transfer) -> bool:
+        """Whether all that should be finished before a held transfer is struck is (a bulk's
+        other objects: their rows written); a hold waits for it."""
+        return True
+
+    def sort_rows(
+        self, t: Transfer, rows: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+        """A run's rows: the object in focus's, each other object's (a bulk's), and rows of no
+        object of ``t``."""
+        return rows, {}, []
+
+    def unlisted(self, run: FerryRun) -> bool:
+        """Whether ``run`` failed before it knew of any object (a bulk's listing): no row is due."""
+        return False
+
+    def record_problems(self, cell: Cell, t: Transfer) -> list[str]:
+        """What else is wrong once the transfer has finally ended, beyond the object in focus (a
+        bulk's other objects against their manifest rows; the manifest across runs)."""
+        return []
 
     def rerun_traffic(self, cell: Cell, t: Transfer, done: dict[int, int]) -> tuple[int, int, str]:
         """(moved, allowed, unit): data the rerun moved through the proxy, and at most what was
