@@ -95,6 +95,11 @@ class Backend:
         """A path substring of the requests that carry an object's bytes to a reader."""
         return key
 
+    def object_read_match(self, key: str) -> str:
+        """A path substring of the requests that carry this one object's bytes to a reader, and
+        no other object's (a bulk's faults strike one object of several)."""
+        return self.download_match(key)
+
     def digest_args(self, data: bytes) -> list[str]:
         """ferry cp options a download needs to verify ``data`` (for stores that keep no digest)."""
         return []
@@ -239,6 +244,9 @@ class GCSBackend(Backend):
 
     def download_match(self, key: str) -> str:
         return "alt=media"  # media reads; a metadata GET (Ferry's head) has none
+
+    def object_read_match(self, key: str) -> str:
+        return f"/o/{quote(key, safe='')}?alt=media"  # the name is in the path, alt=media first
 
     def _object(self, key: str, bucket: str = BUCKET) -> str:
         return f"{self.upstream}/storage/v1/b/{bucket}/o/{quote(key, safe='')}"

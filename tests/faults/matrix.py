@@ -25,7 +25,16 @@ from tests.faults.faults_on_the_wire import (
     TruncatedBody,
 )
 from tests.faults.faults_refused import DiskFull, MissingBucket, WrongCredentials
-from tests.faults.operations import CrossStoreCopy, Download, Operation, ServerSideCopy, Upload
+from tests.faults.operations import (
+    BulkDownload,
+    BulkUpload,
+    BulkUploadManifestOnStore,
+    CrossStoreCopy,
+    Download,
+    Operation,
+    ServerSideCopy,
+    Upload,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class Row:
 
 
 DOWNLOAD, UPLOAD, SERVER_SIDE_COPY, CROSS_STORE_COPY = Download(), Upload(), ServerSideCopy(), CrossStoreCopy()
+BULK_DOWNLOAD, BULK_UPLOAD, BULK_UPLOAD_MANIFEST_ON_STORE = BulkDownload(), BulkUpload(), BulkUploadManifestOnStore()
 ROWS = [
     Row(DOWNLOAD, S3Backend),
     Row(DOWNLOAD, GCSBackend),
@@ -55,6 +65,12 @@ ROWS = [
     Row(CROSS_STORE_COPY, S3Backend),  # S3 -> GCS
     Row(CROSS_STORE_COPY, GCSBackend),  # GCS -> S3
     Row(CROSS_STORE_COPY, HTTPBackend),  # HTTP -> S3
+    # A prefix: HTTP(S) has no listing, so no bulk row. GCS uploads name the object in the body,
+    # not the path, so the proxy cannot strike one object of several: no bulk upload row for it.
+    Row(BULK_DOWNLOAD, S3Backend),
+    Row(BULK_DOWNLOAD, GCSBackend),
+    Row(BULK_UPLOAD, S3Backend),
+    Row(BULK_UPLOAD_MANIFEST_ON_STORE, S3Backend),
 ]
 COLUMNS: list[Fault] = [
     ConnectionReset(),

@@ -15,6 +15,7 @@ holds and final state are judged beyond that object.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.faults.backends import Backend, GCSBackend, S3Backend
 from tests.faults.cell import CUT_AT, KILL_AFTER_PARTS, PART, SIZE, Cell, Transfer
-from tests.faults.local_state import ferry_files, find, tracker_parts
+from tests.faults.local_state import MARKER, ferry_files, find, tracker_parts
 from tests.stores import crc32c_hex
 
 if TYPE_CHECKING:
@@ -148,8 +149,9 @@ class Operation:
         object of ``t``."""
         return rows, {}, []
 
-    def unlisted(self, run: FerryRun) -> bool:
-        """Whether ``run`` failed before it knew of any object (a bulk's listing): no row is due."""
+    def unlisted(self, cell: Cell, run: FerryRun) -> bool:
+        """Whether ``run`` failed before it knew of any object (a bulk's listing, or its manifest,
+        could not be read): no row is due."""
         return False
 
     def record_problems(self, cell: Cell, t: Transfer) -> list[str]:
@@ -507,3 +509,350 @@ class CrossStoreCopy(Copy):
     def rerun_traffic(self, cell: Cell, t: Transfer, done: dict[int, int]) -> tuple[int, int, str]:
         method, match = self.data_match(cell, t)
         return cell.proxy.body_bytes(method, match), len(t.data) - sum(done.values()), "source body bytes"
+
+
+class Bulk(Operation):
+    """ferry cp -r PREFIX PREFIX: a few objects under the cell's prefix, each moved by the
+    single-object engine, one manifest row each, written to ``--manifest`` as it finishes.
+
+    One object is large (``large.bin``, SIZE: fetched or sent in several parts) and the faults
+    strike its requests alone; the others are small (one request each, under CUT_AT, in
+    subfolders too) and must come through untouched, whatever happens to it. A hold waits for
+    their rows before it strikes, so a kill lands mid-``large.bin`` with the others recorded OK,
+    and the rerun, given the same manifest, must skip them and resume ``large.bin`` only.
+
+    Every run of a cell appends to one manifest (``bulk.manifest.jsonl`` in the cell's folder);
+    trackers go to ``--state-dir`` there. Once the cell is over, each object must have a row, its
+    last one saying what its destination holds (OK/skip: the exact bytes; error: nothing), every
+    row a run printed must be in the manifest, and no run may move an object again after an
+    earlier run recorded it OK (two runs at once may both move it).
+    """
+
+    FOCUS = "large.bin"
+    OTHERS = {"small-1.bin": 100 << 10, "sub/small-2.bin": 700 << 10, "sub/deeper/small-3.bin": 3 << 10}
+    concurrency = 4
+    direction = ""
+    error_line = r"^ferry:|\b[1-9]\d* failed\b"  # ferry's error, or the summary counting failed objects
+    interrupted_row = r"\binterrupted by SIG\w+ before this object finished; a rerun resumes it"
+
+    def title(self, backend: type[Backend]) -> str:
+        return f"bulk {self.direction} {backend.title}"
+
+    manifest_on_store = False  # --manifest is an object URL: written through a spool in --state-dir
+
+    def manifest(self, cell: Cell) -> Path:
+        return cell.workdir / "bulk.manifest.jsonl"
+
+    def manifest_key(self, cell: Cell) -> str:
+        return f"{cell.prefix}_manifest/rows.jsonl"
+
+    def manifest_arg(self, cell: Cell) -> str:
+        if self.manifest_on_store:
+            return cell.backend.url(self.manifest_key(cell), cell.proxy_url)
+        return str(self.manifest(cell))
+
+    def manifest_text(self, cell: Cell) -> str:
+        """The manifest as a run would read it: a spool an unfinished run left wins over the
+        object on the store, as Ferry's own reader has it."""
+        if not self.manifest_on_store:
+            try:
+                return self.manifest(cell).read_text()
+            except FileNotFoundError:
+                return ""
+        spools = find(self.state_dir(cell), ".ferry-spool")
+        if spools:
+            return spools[0].read_text()
+        stored = cell.backend.read(self.manifest_key(cell))
+        return stored.decode() if stored else ""
+
+    def state_dir(self, cell: Cell) -> Path:
+        return cell.workdir / "state"
+
+    def names(self) -> list[str]:
+        return [self.FOCUS, *self.OTHERS]
+
+    def expected(self, t: Transfer) -> dict[str, bytes]:
+        return {self.FOCUS: t.data, **t.others}
+
+    def make_objects(self, cell: Cell) -> tuple[bytes, dict[str, bytes]]:
+        self.state_dir(cell).mkdir(parents=True, exist_ok=True)
+        return os.urandom(SIZE), {name: os.urandom(size) for name, size in self.OTHERS.items()}
+
+    def args(self, cell: Cell, t: Transfer, expect: bytes) -> list[str]:
+        options = ["-r", "--json", "--quiet", "-j", str(self.parallelism), "--part-size", PART_ARG]
+        options += ["--concurrency", str(self.concurrency), "--manifest", self.manifest_arg(cell)]
+        return [t.source, t.destination, *options, "--state-dir", str(self.state_dir(cell))]
+
+    def note(self, fault: str, backend: type[Backend]) -> str | None:
+        if fault in ("sigkill", "sigint"):
+            return (
+                "a bulk: the small objects are recorded OK, then the signal lands mid-large.bin; the rerun, "
+                "with the same --manifest, must skip them and resume large.bin alone"
+            )
+        if fault == "concurrent":
+            return "a bulk: the second run, with the same --manifest, skips the small objects the first finished"
+        return None
+
+    def object_bytes(self, cell: Cell, t: Transfer, name: str) -> bytes | None:
+        """What the destination holds for the object ``name``; None when nothing."""
+        raise NotImplementedError
+
+    def destination_bytes(self, cell: Cell, t: Transfer) -> bytes | None:
+        return self.object_bytes(cell, t, self.FOCUS)
+
+    def name_of(self, row: dict[str, Any]) -> str | None:
+        source = str(row.get("source") or "")
+        return next((name for name in self.names() if source.endswith("/" + name)), None)
+
+    def sort_rows(
+        self, t: Transfer, rows: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+        focus: list[dict[str, Any]] = []
+        others: dict[str, list[dict[str, Any]]] = {}
+        unknown: list[dict[str, Any]] = []
+        for row in rows:
+            name = self.name_of(row)
+            if name == self.FOCUS:
+                focus.append(row)
+            elif name is None:
+                unknown.append(row)
+            else:
+                others.setdefault(name, []).append(row)
+        return focus, others, unknown
+
+    def unlisted(self, cell: Cell, run: FerryRun) -> bool:
+        last = run.stderr_lines[-1] if run.stderr_lines else ""
+        before = "listing failed" in last or (self.manifest_on_store and self.manifest_arg(cell) in last)
+        return run.returncode not in (0, None) and not run.rows and last.startswith("ferry:") and before
+
+    def manifest_rows(self, cell: Cell) -> tuple[list[dict[str, Any]], list[str]]:
+        """The manifest's rows in order, and its lines that are not rows."""
+        rows: list[dict[str, Any]] = []
+        bad: list[str] = []
+        for line in self.manifest_text(cell).splitlines():
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                rows.append(value)
+            else:
+                bad.append(line[:120])
+        return rows, bad
+
+    def recorded_ok(self, rows: list[dict[str, Any]]) -> set[str]:
+        """The objects with an OK or skip row among ``rows``."""
+        return {name for row in rows if row.get("result") in ("OK", "skip") and (name := self.name_of(row))}
+
+    def settled(self, cell: Cell, t: Transfer) -> bool:
+        return set(t.others) <= self.recorded_ok(self.manifest_rows(cell)[0])
+
+    def record_problems(self, cell: Cell, t: Transfer) -> list[str]:
+        problems: list[str] = []
+        rows, bad = self.manifest_rows(cell)
+        if bad:
+            problems.append(f"manifest lines that are no row: {bad}")
+        # Which run wrote each row: the rows a run printed are the ones it wrote (both as written).
+        writers: list[int | None] = []
+        printed = [list(run.rows) for run in cell.runs]
+        for row in rows:
+            number = next((n for n, own in enumerate(printed) if row in own), None)
+            if number is not None:
+                printed[number].remove(row)
+            writers.append(number)
+        # A SIGKILL can land between a row's write to the manifest and its print: such rows are
+        # the killed run's.
+        killed = [n for n, run in enumerate(cell.runs) if run.returncode is not None and run.returncode < 0]
+        if len(killed) == 1:
+            writers = [killed[0] if writer is None else writer for writer in writers]
+        if None in writers:
+            problems.append(f"{writers.count(None)} manifest row(s) that no run printed")
+        for number, left in enumerate(printed, 1):
+            if left:
+                problems.append(f"run {number} printed {len(left)} row(s) the manifest lacks")
+        unknown = [row.get("source") for row in rows if self.name_of(row) is None]
+        if unknown:
+            problems.append(f"manifest rows of no object under the prefix: {unknown}")
+        listing_failed = any(self.unlisted(cell, run) for run in cell.runs)
+        for name, data in self.expected(t).items():
+            own = [(row, writer) for row, writer in zip(rows, writers, strict=True) if self.name_of(row) == name]
+            actual = self.object_bytes(cell, t, name)
+            if not own:
+                if not listing_failed:
+                    problems.append(f"{name} has no manifest row")
+                if actual is not None:
+                    problems.append(f"{name} has no manifest row, yet {len(actual)} bytes are at its destination")
+                continue
+            last = own[-1][0].get("result")
+            if last in ("OK", "skip") and actual != data:
+                what = "nothing" if actual is None else f"{len(actual)} other bytes"
+                problems.append(f"{name}: its last row is {last}, yet its destination holds {what}")
+            elif last == "error" and actual is not None and name != self.FOCUS:
+                problems.append(f"{name}: its last row is error, yet {len(actual)} bytes are at its destination")
+            elif last not in ("OK", "skip", "error"):
+                problems.append(f"{name}: last row result {last!r}")
+            for i, (row, writer) in enumerate(own):
+                if row.get("result") not in ("OK", "skip") or writer is None:
+                    continue
+                ended = cell.runs[writer].ended
+                for later, again in own[i + 1 :]:
+                    if again is not None and ended is not None and cell.runs[again].started > ended:
+                        problems.append(
+                            f"{name}: run {again + 1} moved it again ({later.get('result')}) though run "
+                            f"{writer + 1} had recorded it {row.get('result')}: a rerun must skip it"
+                        )
+        return problems
+
+    def local_leftovers(self, cell: Cell, t: Transfer) -> list[str]:
+        found = [str(p.relative_to(t.local_dir)) for p in sorted(t.local_dir.rglob("*")) if MARKER in p.name]
+        return found + [f"state/{name}" for name in ferry_files(self.state_dir(cell))]
+
+    def disk_leftovers(self, cell: Cell, t: Transfer, disk: Path) -> list[str]:
+        # The objects recorded OK may stay (their bytes are checked against their rows).
+        kept = self.recorded_ok(self.manifest_rows(cell)[0])
+        files = sorted(str(p.relative_to(disk)) for p in disk.rglob("*") if not p.is_dir())
+        return [name for name in files if name not in kept]
+
+    def tracker(self, cell: Cell, suffix: str) -> Path | None:
+        trackers = [p for p in find(self.state_dir(cell), suffix) if p.name.startswith(self.FOCUS + ".")]
+        return trackers[0] if trackers else None
+
+    def finished_before_rerun(self, cell: Cell, t: Transfer) -> set[str]:
+        """The other objects recorded OK by the runs before the last one."""
+        return self.recorded_ok([row for run in cell.runs[:-1] for row in run.rows]) & set(t.others)
+
+    def unfinished_others(self, cell: Cell, t: Transfer) -> int:
+        done = self.finished_before_rerun(cell, t)
+        return sum(len(data) for name, data in t.others.items() if name not in done)
+
+
+class BulkDownload(Bulk):
+    """ferry cp -r PREFIX FOLDER: large.bin in ranged parts (a temp file beside it, its tracker
+    in --state-dir), the small objects in one request each, into subfolders as their keys say."""
+
+    name = "bulk-download"
+    direction = "download"
+    exclusive_destination = True
+    restarts_on_change = True
+
+    def prepare(self, cell: Cell, local_dir: Path | None) -> Transfer:
+        data, others = self.make_objects(cell)
+        cell.backend.seed(cell.prefix + self.FOCUS, data)
+        for name, body in others.items():
+            cell.backend.seed(cell.prefix + name, body)
+        directory = local_dir or cell.workdir / "dest"
+        directory.mkdir(parents=True, exist_ok=True)
+        source = cell.backend.url(cell.prefix, cell.proxy_url)
+        return Transfer(source, f"{directory}/", cell.prefix + self.FOCUS, data, directory, others=others)
+
+    def verified(self, backend: Backend) -> str:
+        return rf"verified\b.*\b{backend.verified}"
+
+    def object_bytes(self, cell: Cell, t: Transfer, name: str) -> bytes | None:
+        try:
+            return (t.local_dir / name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def with_missing_bucket(self, cell: Cell, t: Transfer) -> tuple[Transfer, str]:
+        url = cell.backend.missing_bucket_url(cell.prefix)
+        missing = Transfer(url, t.destination, t.key, t.data, t.local_dir, others=t.others)
+        return missing, url.split("/")[2]
+
+    def data_match(self, cell: Cell, t: Transfer) -> tuple[str, str]:
+        return "GET", cell.backend.object_read_match(t.key)
+
+    def done_parts(self, cell: Cell, t: Transfer) -> dict[int, int]:
+        tracker = self.tracker(cell, ".ferry-tracker")
+        return tracker_parts(tracker) if tracker else {}
+
+    def missing_resumable_state(self, cell: Cell, t: Transfer) -> list[str]:
+        missing = [] if find(t.local_dir, ".ferry-tmp") else [f"temp file {self.FOCUS}.ferry-tmp"]
+        if self.tracker(cell, ".ferry-tracker") is None:
+            missing.append(f"tracker {self.FOCUS}.*.ferry-tracker in --state-dir")
+        return missing
+
+    def rerun_traffic(self, cell: Cell, t: Transfer, done: dict[int, int]) -> tuple[int, int, str]:
+        moved = cell.proxy.body_bytes("GET", cell.backend.download_match(cell.prefix))  # every object's reads
+        allowed = len(t.data) - sum(done.values()) + self.unfinished_others(cell, t)
+        return moved, allowed, "body bytes (all objects)"
+
+    def change_source(self, cell: Cell, t: Transfer, new: bytes) -> None:
+        cell.backend.seed(t.key, new)
+        t.data = new
+
+
+class BulkUpload(Bulk):
+    """ferry cp -r FOLDER PREFIX: large.bin as an S3 multipart upload (its tracker in
+    --state-dir), the small objects in one PUT each."""
+
+    name = "bulk-upload"
+    direction = "upload"
+    data_in_answers = False
+    writes_remote = True
+
+    def not_applicable(self, fault: str, backend: type[Backend]) -> str | None:
+        if fault == "disk-full":
+            return "an upload writes no data to the local disk (only a small tracker)"
+        return None
+
+    def prepare(self, cell: Cell, local_dir: Path | None) -> Transfer:
+        data, others = self.make_objects(cell)
+        directory = local_dir or cell.workdir / "src"
+        for name, body in {self.FOCUS: data, **others}.items():
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            (directory / name).write_bytes(body)
+        destination = cell.backend.url(cell.prefix, cell.proxy_url)
+        return Transfer(f"{directory}/", destination, cell.prefix + self.FOCUS, data, directory, others=others)
+
+    def verified(self, backend: Backend) -> str:
+        return r"crc32c verified"
+
+    def object_bytes(self, cell: Cell, t: Transfer, name: str) -> bytes | None:
+        return cell.backend.read(cell.prefix + name)
+
+    def with_missing_bucket(self, cell: Cell, t: Transfer) -> tuple[Transfer, str]:
+        url = cell.backend.missing_bucket_url(cell.prefix)
+        missing = Transfer(t.source, url, t.key, t.data, t.local_dir, others=t.others)
+        return missing, url.split("/")[2]
+
+    def data_match(self, cell: Cell, t: Transfer) -> tuple[str, str]:
+        return cell.backend.upload_method, cell.backend.upload_match  # only large.bin goes in parts
+
+    def done_parts(self, cell: Cell, t: Transfer) -> dict[int, int]:
+        tracker = self.tracker(cell, ".ferry-upload-tracker")
+        return tracker_parts(tracker) if tracker else {}
+
+    def missing_resumable_state(self, cell: Cell, t: Transfer) -> list[str]:
+        missing = []
+        if self.tracker(cell, ".ferry-upload-tracker") is None:
+            missing.append(f"tracker {self.FOCUS}.*.ferry-upload-tracker in --state-dir")
+        if not cell.leftovers():
+            missing.append("the unfinished multipart upload on the store")
+        return missing
+
+    def rerun_traffic(self, cell: Cell, t: Transfer, done: dict[int, int]) -> tuple[int, int, str]:
+        objects = [cell.backend.download_match(cell.prefix + name) for name in self.names()]
+        records = [r for r in list(cell.proxy.records) if r.method == "PUT" and 200 <= r.status < 300]
+        moved = sum(r.request_bytes for r in records if any(o + "?" in r.path or r.path.endswith(o) for o in objects))
+        allowed = len(t.data) - sum(done.values()) + self.unfinished_others(cell, t)
+        return moved, allowed, "body bytes uploaded (all objects)"
+
+    def change_source(self, cell: Cell, t: Transfer, new: bytes) -> None:
+        with open(t.local_dir / self.FOCUS, "r+b") as f:  # in place, same size, as for a single upload
+            f.write(new)
+        t.data = new
+
+
+class BulkUploadManifestOnStore(BulkUpload):
+    """ferry cp -r FOLDER PREFIX --manifest s3://.../rows.jsonl: the manifest is an object, written
+    through a spool in --state-dir and uploaded when the run ends (also when it fails); a killed
+    run leaves the spool, and the rerun continues it. The spool is a leftover once a run ended."""
+
+    name = "bulk-upload-manifest-on-store"
+    manifest_on_store = True
+
+    def title(self, backend: type[Backend]) -> str:
+        return f"bulk upload {backend.title}, stored manifest"

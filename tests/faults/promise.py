@@ -28,15 +28,16 @@ def the_row(
     """Exactly one manifest row for the object, with ``result`` and a description matching every
     ``about``. A bulk run prints a row for each other object it moved as well: at most one each,
     with a result among ``others`` (an error row matching ``about`` too); a bulk run that failed
-    to list its prefix knew no object and has no row: its error line must say what happened."""
+    before it knew of any object (listing its prefix, reading its manifest) has no row: its error
+    line must say what happened."""
     v = cell.verdict
     rows = run.rows
-    if not rows and cell.op.unlisted(run):
+    if not rows and cell.op.unlisted(cell, run):
         line = run.stderr_lines[-1] if run.stderr_lines else ""
         for pattern in about:
             v.check(
                 re.search(pattern, line, re.IGNORECASE),
-                f"the listing failed, and the error line does not say what happened (expected /{pattern}/)",
+                f"no object was reached, and the error line does not say what happened (expected /{pattern}/)",
                 run,
             )
         return None
