@@ -27,6 +27,7 @@ from ferry_provider.hooks.base import StorageHook
 from ferry_provider.hooks.errors import InvalidArgumentError, NotFoundError
 from ferry_provider.hooks.url import parse_url
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow
+from ferry_provider.transfer.writer_lock import LOCK_SUFFIX, WriterLock
 
 # Our field names -> gsutil's manifest header (crc32c is ours, appended last).
 GSUTIL_HEADER = {
@@ -127,10 +128,20 @@ class ManifestWriter:
         self.path = parsed.key if parsed.is_local else self._spool_path(state_dir)
         if parsed.is_local:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            self._spool_lock = None
+        else:
+            # One run per stored manifest: a second would upload the spool, delete it, and the
+            # first one's later rows would go nowhere. It fails at once, naming the holder.
+            self._spool_lock = WriterLock(self.path + LOCK_SUFFIX, f"manifest {location}")
+            self._spool_lock.acquire()
         self._lock = threading.Lock()
         self.done: set[bytes] = set()
-        self._load()
-        self._file = open(self.path, "a", newline="")  # noqa: SIM115 - kept open for the whole run
+        try:
+            self._load()
+            self._file = open(self.path, "a", newline="")  # noqa: SIM115 - kept open for the whole run
+        except BaseException:
+            self._release()
+            raise
 
     def _spool_path(self, state_dir: str | None) -> str:
         folder = state_dir or os.path.expanduser("~/.local/state/ferry")
@@ -170,10 +181,18 @@ class ManifestWriter:
             self._file.close()
         if self.remote is None:
             return
-        with open(self.path, "rb") as f:
-            data = f.read()
-        self.remote.put(self.location, data, size=len(data), content_type=_content_type(self.fmt))
-        os.unlink(self.path)
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+            self.remote.put(self.location, data, size=len(data), content_type=_content_type(self.fmt))
+            os.unlink(self.path)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._spool_lock is not None:
+            self._spool_lock.release()
+            self._spool_lock = None
 
 
 def _content_type(fmt: str) -> str:
