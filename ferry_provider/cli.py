@@ -114,7 +114,13 @@ def _transfer_arguments(cp: argparse.ArgumentParser) -> None:
     cp.add_argument("--conn", default=None, help=CONN_HELP + " (for every remote side)")
     cp.add_argument("--src-conn", default=None, help="connection id for the source only")
     cp.add_argument("--dst-conn", default=None, help="connection id for the destination only")
-    cp.add_argument("--parallelism", "-j", type=positive_int, default=None, help="default: 2 per core, 4-16")
+    cp.add_argument(
+        "--parallelism",
+        "-j",
+        type=positive_int,
+        default=None,
+        help="connections per transfer (default: chosen by the link, up to 32)",
+    )
     cp.add_argument("--part-size", type=parse_size, default=None, help="e.g. 16MiB (default: adaptive)")
     cp.add_argument(
         "--check-hashes",
@@ -227,10 +233,10 @@ def _refuse(args: argparse.Namespace, direction: str, **flags: str) -> None:
 
 def _common_options(args: argparse.Namespace) -> dict[str, object]:
     """The options that mean the same in every direction."""
-    from ferry_provider.transfer.options import default_parallelism
+    from ferry_provider.transfer.options import adaptive_options
 
     return {
-        "parallelism": args.parallelism or default_parallelism(),
+        **adaptive_options(args.parallelism),
         "part_size": args.part_size,
         "check_hashes": args.check_hashes,
         "no_clobber": args.no_clobber,

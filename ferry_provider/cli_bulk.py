@@ -90,7 +90,7 @@ def run_bulk(args: argparse.Namespace, common: dict[str, Any], open_store: Any) 
             args.destination,
             options,
             on_row=on_row,
-            manifest_hook=lambda url: open_store(url, 4, None),
+            manifest_hook=lambda url: open_store(url, 4, args.dst_conn),  # as the operator: the destination's
             delete_extraneous=sync and args.delete,
         )
     finally:

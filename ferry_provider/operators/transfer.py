@@ -15,7 +15,7 @@ from ferry_provider.hooks.url import redact
 from ferry_provider.operators.lineage import emit_asset_events
 from ferry_provider.transfer.manifest import ERROR, OK, ManifestRow, TransferError, now
 from ferry_provider.transfer.manifest_file import append_rows
-from ferry_provider.transfer.options import TransferOptions, default_parallelism
+from ferry_provider.transfer.options import TransferOptions, adaptive_options, default_parallelism
 from ferry_provider.transfer.retry import RetryPolicy
 
 
@@ -102,7 +102,7 @@ class FerryTransferOperator(BaseOperator):
     def common_options(self) -> dict[str, Any]:
         """The engine options every transfer takes, as keyword arguments."""
         return {
-            "parallelism": default_parallelism() if self.parallelism is None else self.parallelism,
+            **adaptive_options(self.parallelism),
             "part_size": self.part_size,
             "no_clobber": self.no_clobber,
             "skip_identical": self.skip_identical,

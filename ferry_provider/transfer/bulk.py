@@ -371,12 +371,12 @@ class _Bulk:
             return row.finish(ERROR, str(exc))
 
     def _transfer(self, item: Listed, destination: str, parallelism: int) -> ManifestRow:
-        common = {**self._common, "parallelism": parallelism}
+        common = {**self._common, "parallelism": parallelism, "adaptive": False}  # the budget decides
         info = item.info
         if self.kind == "download":
             small = info.size is not None and info.size <= SMALL_OBJECT and info.pinnable
             fetch = DownloadOptions(**common, file_mode=self.opts.file_mode)
-            return download(self.src_hook, info.url, destination, fetch, listed=info if small else None)
+            return download(self.src_hook, info.url, destination, fetch, listed=info if small else None, exact=True)
         if self.kind == "upload":
             return upload(self.dst_hook, info.url, destination, UploadOptions(**common))
         duplicate = CopyOptions(**common, server_side=self.opts.server_side)

@@ -38,6 +38,7 @@ from ferry_provider.hooks.url import redact
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.interrupt import deferred_signals
+from ferry_provider.transfer.link_controller import link_controller_for
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.ordered_digest import OrderedDigests
@@ -59,6 +60,7 @@ DEFAULT_MULTIPART_COPY_THRESHOLD = 256 * MiB
 # parallelism 8 within 64 MiB of buffers, and S3 parts above its 5 MiB minimum.
 PIPELINE_PART = 8 * MiB
 SERVER_SIDE_MODES = ("auto", "never")
+PIPELINE_MEMORY = 128 * MiB  # the most part buffers a pipeline copy holds when the link chooses
 
 
 @dataclass(frozen=True)
@@ -528,6 +530,8 @@ class _Copy:
             label=self.row.source,
             before_complete=before_complete,
             lock=False,  # the copy holds the tracker's lock already
+            # Bytes through the worker are a part per connection: at most PIPELINE_MEMORY of them.
+            link=link_controller_for(self.opts, part_size if source.bytes_through_worker else 0, PIPELINE_MEMORY),
         )
         try:
             return job.run()

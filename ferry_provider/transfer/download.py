@@ -19,6 +19,7 @@ import logging
 import mmap
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import REWRITE_SUFFIX, Checkpoint, tracker_path
 from ferry_provider.transfer.file_mode import publish_mode
 from ferry_provider.transfer.interrupt import Interrupted, deferred_signals
+from ferry_provider.transfer.link_controller import link_controller_for, throttle_watch
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
@@ -102,27 +104,38 @@ def download(
     options: DownloadOptions | None = None,
     *,
     listed: ObjectInfo | None = None,
+    exact: bool = False,
 ) -> ManifestRow:
     """Download ``source`` to the local path ``destination``; return its manifest row.
 
     ``listed`` is what a listing just said of the source (size, ETag): a bulk transfer passes
-    it so a small object costs no HEAD; reads are still pinned to that ETag.
+    it so a small object costs no HEAD; reads are still pinned to that ETag. ``exact``: the
+    destination is the file's path even when a folder is there (then it is refused), never a
+    folder to put the file in (bulk transfers, where a key ``a`` must not land in ``a/a``).
     Raises TransferError (carrying the ``error`` row) when the transfer fails.
     """
     opts = options or DownloadOptions()
     row = ManifestRow(source=redact(source), destination=destination, start=now())
-    return run_for_row(row, lambda: _Download(hook, source, destination, opts, row).run(listed), blame="destination")
+    return run_for_row(
+        row, lambda: _Download(hook, source, destination, opts, row, exact).run(listed), blame="destination"
+    )
 
 
 class _Download:
     def __init__(
-        self, hook: StorageHook, source: str, destination: str, opts: DownloadOptions, row: ManifestRow
+        self,
+        hook: StorageHook,
+        source: str,
+        destination: str,
+        opts: DownloadOptions,
+        row: ManifestRow,
+        exact: bool = False,
     ) -> None:
         self.hook = hook
         self.src = hook.parse(source).require_key()
         self.opts = opts
         self.row = row
-        self.dest = resolve_destination(destination, self.src)
+        self.dest = local_path(destination, "destination") if exact else resolve_destination(destination, self.src)
         row.destination = self.dest
         self.tmp = self.dest + TEMP_SUFFIX
         self.tracker = tracker_path(self.dest, opts.state_dir)
@@ -137,6 +150,8 @@ class _Download:
         self._composites: dict[str, str] = {}  # per-part values recomputed from the ranges' digests
         self._md5_ends: list[int] = []  # where upload parts end, when each one's MD5 is streamed
         self._whole_md5 = ""  # the whole object's MD5, when one stream computed it in passing
+        # Connections chosen by the link (adaptive), else exactly opts.parallelism.
+        self._link = link_controller_for(opts)
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self, listed: ObjectInfo | None = None) -> ManifestRow:
@@ -427,13 +442,7 @@ class _Download:
             with self._shared_fd:  # an abandoned part keeps the file open until it stops
                 self._fetch_part(fd, part, checkpoint, pin, progress)
 
-        run_parts(
-            job,
-            pending,
-            self.opts.parallelism,
-            self._stop,
-            "ferry-get",
-        )
+        run_parts(job, pending, self.opts.parallelism, self._stop, "ferry-get", gate=self._link)
         done = checkpoint.parts
 
         def crc_of(algorithm: checksums.CrcAlgorithm, ranges: list[Part]) -> int:
@@ -459,12 +468,14 @@ class _Download:
 
         def attempt() -> None:
             # A retry continues at the last byte written, with the digests of the bytes before it.
-            with self.hook.open_range(self.src.raw, state["pos"], part.end, pin) as reader:
+            with throttle_watch(self._link), self.hook.open_range(self.src.raw, state["pos"], part.end, pin) as reader:
                 self._copy(reader, fd, state, part.end, progress)
 
         self.opts.retry.run(
             attempt, what=f"{self.row.source}: part {part.index} (bytes {part.start}-{part.end - 1})", stop=self._stop
         )
+        if self._link is not None:
+            self._link.observe(part.size, time.monotonic(), time.process_time())
         start_writeback(fd, part.start, part.size)
         digests: dict[str, Any] = dict(zip(self._names(), state["crcs"], strict=True))
         if "md5" in state:
@@ -607,7 +618,11 @@ class _Download:
                     url=self.row.source,
                 )
         with deferred_signals(finishing=True):  # published with the tracker removed, or neither
-            published = self._publish()
+            try:
+                published = self._publish()
+            except OSError:  # a folder appeared at the path, a read-only folder: the bytes can go nowhere
+                self._discard()
+                raise
             checkpoint.delete()
         self.row.bytes_transferred = progress.transferred
         if not published:

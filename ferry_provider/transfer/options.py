@@ -15,6 +15,16 @@ from ferry_provider.transfer.progress import ProgressCallback
 from ferry_provider.transfer.retry import RetryPolicy
 from ferry_provider.transfer.verification import CALLER_DIGESTS
 
+ADAPTIVE_MAX_CONNECTIONS = 32  # what "connections chosen by the link" may grow to by default
+
+
+def adaptive_options(parallelism: int | None) -> dict[str, object]:
+    """The options a caller's parallelism means: a number is taken as it is; none lets the link
+    choose, up to ADAPTIVE_MAX_CONNECTIONS."""
+    if parallelism is None:
+        return {"parallelism": ADAPTIVE_MAX_CONNECTIONS, "adaptive": True}
+    return {"parallelism": parallelism, "adaptive": False}
+
 
 def default_parallelism() -> int:
     """Two connections per core, 4 to 16: more only adds contention on a small machine, and
@@ -25,6 +35,9 @@ def default_parallelism() -> int:
 @dataclass(frozen=True)
 class TransferOptions:
     parallelism: int = field(default_factory=default_parallelism)
+    # With adaptive, parallelism is the most connections one transfer may use, and the link
+    # decides how many it does use (transfer.link_controller); without, exactly that many.
+    adaptive: bool = False
     part_size: int | None = None  # None: adaptive, 8-64 MiB, within the store's limits
     check_hashes: str = "if_fast_else_fail"  # also if_fast_else_skip, always, never (as gcloud)
     no_clobber: bool = False  # any existing destination is a skip

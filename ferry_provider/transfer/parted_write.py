@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from ferry_provider.hooks.errors import (
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.interrupt import Interrupted, deferred_signals
+from ferry_provider.transfer.link_controller import LinkController, throttle_watch
 from ferry_provider.transfer.part_sources import PartSource
 from ferry_provider.transfer.plan import Part, RangePlan
 from ferry_provider.transfer.pool import Stopped, run_parts
@@ -75,6 +77,7 @@ class PartedWrite:
         label: str,
         before_complete: Callable[[dict[str, int]], None] | None = None,
         lock: bool = True,
+        link: LinkController | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -90,6 +93,7 @@ class PartedWrite:
         # Checks the combined CRCs before the object is published; raising stops it.
         self.before_complete = before_complete
         self.lock = lock  # False: the caller already holds the tracker's writer lock
+        self.link = link  # connections chosen by the link; None: exactly parallelism
         self.stop = threading.Event()
         self.aftermath = ""  # what an interruption left, for its one line
         self._in_flight = 0  # part requests under way, which an abort must outwait
@@ -186,8 +190,12 @@ class PartedWrite:
                     self.source.before_resend(prepared)
                 return self.source.transmit(prepared, self.sink)
 
+            def watched() -> PartInfo:
+                with throttle_watch(self.link):
+                    return attempt()
+
             try:
-                info = self.sink.call(f"part {part.index + 1}", attempt, stop=self.stop)
+                info = self.sink.call(f"part {part.index + 1}", watched, stop=self.stop)
             finally:
                 with self._in_flight_changed:
                     self._in_flight -= 1
@@ -197,8 +205,10 @@ class PartedWrite:
                 crcs["crc32c"] = int(info.crc32c, 16) if info.crc32c else None
             checkpoint.record(part.index, size=part.size, etag=info.etag, **crcs)
             self.progress.add(part.size, moved=self.source.bytes_through_worker)
+            if self.link is not None:
+                self.link.observe(part.size, time.monotonic(), time.process_time())
 
-        run_parts(send, pending, self.parallelism, self.stop, "ferry-put")
+        run_parts(send, pending, self.parallelism, self.stop, "ferry-put", gate=self.link)
 
     def _discard(self, checkpoint: Checkpoint) -> None:
         """Remove the unfinished upload. A part still being sent can land after an abort and

@@ -5,16 +5,29 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class Gate(Protocol):
+    """How many parts may run at once right now (a LinkController): read before each part."""
+
+    limit: int
 
 
 class Stopped(Exception):
     """Raised by a job that saw the stop signal: another job failed first, or the run was interrupted."""
 
 
-def run_parts(job: Callable[[T], None], items: Sequence[T], workers: int, stop: threading.Event, name: str) -> None:
+def run_parts(
+    job: Callable[[T], None],
+    items: Sequence[T],
+    workers: int,
+    stop: threading.Event,
+    name: str,
+    gate: Gate | None = None,
+) -> None:
     """Call ``job`` on every item, ``workers`` at a time. On the first failure, ``stop`` is set
     (running jobs check it between chunks and raise Stopped), jobs not yet started are cancelled,
     and once all have ended the first real error is raised; ``stop`` is cleared for a next run.
@@ -24,6 +37,8 @@ def run_parts(job: Callable[[T], None], items: Sequence[T], workers: int, stop: 
     kill would abandon them; their workers end at their next chunk."""
     if not items:
         return
+    if gate is not None:
+        job = _gated(job, gate, stop)
     pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name)
     try:
         futures = [pool.submit(job, item) for item in items]
@@ -40,3 +55,27 @@ def run_parts(job: Callable[[T], None], items: Sequence[T], workers: int, stop: 
     stop.clear()
     errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
     raise next((e for e in errors if not isinstance(e, Stopped)), errors[0])  # type: ignore[misc]
+
+
+def _gated(job: Callable[[T], None], gate: Gate, stop: threading.Event) -> Callable[[T], None]:
+    """``job``, started only while fewer than ``gate.limit`` parts run: the pool has threads for
+    the most the gate may allow, and the gate decides how many of them work."""
+    changed = threading.Condition()
+    running = 0
+
+    def gated(item: T) -> None:
+        nonlocal running
+        with changed:
+            while running >= gate.limit:
+                if stop.is_set():
+                    raise Stopped()
+                changed.wait(0.1)  # the limit may rise without anyone finishing
+            running += 1
+        try:
+            job(item)
+        finally:
+            with changed:
+                running -= 1
+                changed.notify_all()
+
+    return gated

@@ -31,6 +31,7 @@ from ferry_provider.hooks.url import local_path
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.file_slice import FileSlice
+from ferry_provider.transfer.link_controller import link_controller_for
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.part_sources import FileParts
@@ -282,6 +283,7 @@ class _Upload:
             verify_on_resume=self.opts.verify_on_resume,
             progress=progress,
             label=self.source,
+            link=link_controller_for(self.opts),
         )
         try:
             written = job.run()
