@@ -355,29 +355,9 @@ class S3Store(StorageHook):
             return self._lean_range(u, kwargs, start, end, pin)
         with self._errors(u.raw, pinned=pin is not None):
             resp = self.client.get_object(**kwargs)
-        if ranged and resp.get("ContentRange"):
-            length = check_content_range(u.raw, resp.get("ContentRange"), start, end, pin)
-        else:
-            length = resp["ContentLength"]
-            if pin is not None and pin.size is not None and not ranged and length != pin.size:
-                resp["Body"].close()
-                raise SourceChangedError(f"{u.raw} changed: size was {pin.size}, now {length}", url=u.raw)
         raw = resp["Body"]._raw_stream  # urllib3 response: readinto straight from the socket
-
-        def release(complete: bool) -> None:
-            if complete:
-                raw.release_conn()
-            else:
-                raw.close()
-
-        return RangeReader(
-            socket_stream(raw),
-            url=u.raw,
-            start=start,
-            length=length,
-            release=release,
-            stream_errors=(urllib3.exceptions.HTTPError, bex.BotoCoreError),
-        )
+        length = resp["ContentLength"]
+        return _reader(u, raw, resp.get("ContentRange") if ranged else None, length, ranged, start, end, pin)
 
     def _lean_reads(self) -> bool:
         """Whether GETs may skip botocore's request pipeline. It costs 1.2 ms of CPU per request
@@ -412,28 +392,9 @@ class S3Store(StorageHook):
                 bex.ClientError({"Error": error, "ResponseMetadata": meta}, "GetObject"), u.raw, pin is not None
             )
         ranged = "Range" in headers
-        if ranged and resp.status == 206:
-            length = check_content_range(u.raw, resp.headers.get("Content-Range"), start, end, pin)
-        else:
-            length = int(resp.headers.get("Content-Length", "0"))
-            if pin is not None and pin.size is not None and not ranged and length != pin.size:
-                resp.close()
-                raise SourceChangedError(f"{u.raw} changed: size was {pin.size}, now {length}", url=u.raw)
-
-        def release(complete: bool) -> None:
-            if complete:
-                resp.release_conn()
-            else:
-                resp.close()
-
-        return RangeReader(
-            socket_stream(resp),
-            url=u.raw,
-            start=start,
-            length=length,
-            release=release,
-            stream_errors=(urllib3.exceptions.HTTPError,),
-        )
+        content_range = resp.headers.get("Content-Range") if ranged and resp.status == 206 else None
+        length = int(resp.headers.get("Content-Length", "0"))
+        return _reader(u, resp, content_range, length, ranged, start, end, pin)
 
     def list(self, url: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
         u = self.parse(url)
@@ -662,6 +623,42 @@ class S3Store(StorageHook):
         for page in self._pages(u, "list_multipart_uploads", Prefix=u.key):
             for up in page.get("Uploads", []):
                 yield UploadInfo(u.sibling(up["Key"]), up["UploadId"], up.get("Initiated"))
+
+
+def _reader(
+    u: ObjectURL,
+    raw: Any,
+    content_range: str | None,
+    content_length: int,
+    ranged: bool,
+    start: int,
+    end: int | None,
+    pin: ObjectInfo | None,
+) -> RangeReader:
+    """A RangeReader over a GetObject answer's body (a urllib3 response), its length checked
+    against the range asked for and the pinned size."""
+    if content_range:
+        length = check_content_range(u.raw, content_range, start, end, pin)
+    else:
+        length = content_length
+        if pin is not None and pin.size is not None and not ranged and length != pin.size:
+            raw.close()
+            raise SourceChangedError(f"{u.raw} changed: size was {pin.size}, now {length}", url=u.raw)
+
+    def release(complete: bool) -> None:
+        if complete:
+            raw.release_conn()
+        else:
+            raw.close()
+
+    return RangeReader(
+        socket_stream(raw),
+        url=u.raw,
+        start=start,
+        length=length,
+        release=release,
+        stream_errors=(urllib3.exceptions.HTTPError, bex.BotoCoreError),
+    )
 
 
 class _LeanReads:

@@ -141,13 +141,6 @@ class FerryBulkTransferOperator(FerryTransferOperator):
             [self.source, *(r["source"] for r in ok)], [self.destination, *(r["destination"] for r in ok)]
         )
 
-    def connections(self) -> str:
-        source = self.source_conn_id or self.conn_id
-        destination = self.destination_conn_id or self.conn_id
-        if source == destination:
-            return f" (connection {source!r})" if source else ""
-        return f" (connections {source!r} -> {destination!r})"
-
     def execute(self, context: Context) -> dict[str, Any]:
         source_conn = self.source_conn_id or self.conn_id
         destination_conn = self.destination_conn_id or self.conn_id

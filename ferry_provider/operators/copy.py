@@ -68,13 +68,6 @@ class FerryCopyOperator(FerryTransferOperator):
             multipart_copy_threshold=self.multipart_copy_threshold,
         )
 
-    def connections(self) -> str:
-        source = self.source_conn_id or self.conn_id
-        destination = self.destination_conn_id or self.conn_id
-        if source == destination:
-            return f" (connection {source!r})" if source else ""
-        return f" (connections {source!r} -> {destination!r})"
-
     def execute(self, context: Context) -> dict[str, Any]:
         def transfer() -> ManifestRow:
             options = self.copy_options()

@@ -156,9 +156,17 @@ class FerryTransferOperator(BaseOperator):
         row = getattr(self, "_row", None) or {}
         return operator_lineage([row.get("source") or self.source], [row.get("destination") or self.destination])
 
+    # Operators where two stores meet set these (source_conn_id / destination_conn_id arguments).
+    source_conn_id: str | None = None
+    destination_conn_id: str | None = None
+
     def connections(self) -> str:
-        """The connections in use, for the failure line."""
-        return f" (connection {self.conn_id!r})" if self.conn_id else ""
+        """The connections in use, for the failure line: each side's, else ``conn_id``."""
+        source = self.source_conn_id or self.conn_id
+        destination = self.destination_conn_id or self.conn_id
+        if source == destination:
+            return f" (connection {source!r})" if source else ""
+        return f" (connections {source!r} -> {destination!r})"
 
     def _fail(self, context: Context, row: ManifestRow, cause: BaseException) -> NoReturn:
         context["ti"].xcom_push(key="manifest_row", value=row.to_dict())

@@ -96,6 +96,8 @@ def folder(url: str) -> ObjectURL:
 
 def relative_key(prefix: ObjectURL, info: ObjectInfo) -> str:
     """The object's key below ``prefix`` (a folder)."""
+    if not prefix.is_local and info.url.startswith(prefix.raw):
+        return info.url[len(prefix.raw) :]  # the common case, without parsing a million URLs
     key = parse_url(info.url).key
     base = prefix.key.rstrip("/") + "/" if prefix.is_local else prefix.key
     if not key.startswith(base):

@@ -39,7 +39,17 @@ class Shard:
 
 
 def listing_line(item: Listed) -> str:
-    return json.dumps({"relative": item.relative, **item.info.to_dict()}, sort_keys=True, default=str) + "\n"
+    """One listed object as a JSON line: the relative key and what the listing said of it
+    (fields left empty are left out)."""
+    info = item.info
+    record: dict[str, Any] = {"relative": item.relative, "url": info.url, "size": info.size}
+    for name in ("etag", "version", "md5", "crc32c", "content_type"):
+        value = getattr(info, name)
+        if value:
+            record[name] = value
+    if info.last_modified is not None:
+        record["last_modified"] = info.last_modified.isoformat()
+    return json.dumps(record) + "\n"
 
 
 def parse_listing(text: str) -> Iterator[Listed]:
@@ -75,9 +85,10 @@ def plan_shards(
     count = total = 0
     with tempfile.TemporaryFile("w+", dir=spool_dir, prefix="ferry-plan-") as spool:
         for item in list_prefix(source_hook, prefix, only):
-            spool.write(listing_line(item))
+            size = item.info.size or 0
+            spool.write(f"{size}\t{listing_line(item)}")  # the size up front: the cut needs no JSON parse
             count += 1
-            total += item.info.size or 0
+            total += size
         weight = total + count * OBJECT_WEIGHT
         floor = MIN_SHARD_WEIGHT if min_shard_weight is None else max(1, min_shard_weight)
         n = max(1, min(max_shards, count, weight // floor))
@@ -85,8 +96,9 @@ def plan_shards(
         shards: list[Shard] = []
         lines: list[str] = []
         done = shard_objects = shard_bytes = 0
-        for line in spool:
-            size = json.loads(line).get("size") or 0
+        for spooled in spool:
+            size_text, _, line = spooled.partition("\t")
+            size = int(size_text)
             lines.append(line)
             shard_objects += 1
             shard_bytes += size

@@ -1,0 +1,158 @@
+"""Bulk benchmark: many small objects both ways, and planning a listing of a million keys.
+
+    python -m bench.bulk [--objects 5000] [--size-kib 64] [--rounds 3] [--plan-keys 1000000]
+
+W3: N objects of S KiB from a local SeaweedFS to tmpfs and back, by ``ferry cp -r`` (defaults),
+``s5cmd cp`` with a wildcard (256 workers by default), ``rclone copy`` (defaults, and
+``--transfers 64``) and a plain boto3 loop; every run writes to a fresh destination, so no tool's
+skip-identical turns a rerun into a no-op. All are timed as whole processes (start-up included).
+Then the shard planner on a generated listing: seconds and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from bench.common import BENCH_DIR, SCRATCH, Contender, MiB, fresh_scratch, measure, run_rounds, s3_env
+from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs
+
+BUCKET = "ferry-bulk-bench"
+
+
+def rclone_env(endpoint: S3Endpoint) -> dict[str, str]:
+    prefix = "RCLONE_CONFIG_SWFS_"
+    return {
+        prefix + "TYPE": "s3",
+        prefix + "PROVIDER": "Other",
+        prefix + "ENDPOINT": endpoint.url,
+        prefix + "ACCESS_KEY_ID": endpoint.access_key,
+        prefix + "SECRET_ACCESS_KEY": endpoint.secret_key,
+        prefix + "REGION": endpoint.region,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=5000)
+    parser.add_argument("--size-kib", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--plan-keys", type=int, default=1_000_000)
+    args = parser.parse_args()
+    scratch = fresh_scratch()
+    data_dir = os.path.join(BENCH_DIR, "seaweedfs-bulk")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    proc, endpoint = start_seaweedfs(data_dir)
+    try:
+        os.environ.update(s3_env(endpoint))
+        from ferry_provider.hooks.s3_store import S3Store
+
+        hook = S3Store(max_connections=32)
+        hook.client.create_bucket(Bucket=BUCKET)
+        source = os.path.join(scratch, "source")
+        payload = os.urandom(args.size_kib << 10)
+
+        def seed(i: int) -> None:
+            key = f"src/d{i % 10}/o{i:06d}.bin"
+            hook.client.put_object(Bucket=BUCKET, Key=key, Body=payload)
+            path = os.path.join(source, key[4:])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(payload)
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(seed, range(args.objects)))
+        bin_dir = os.path.dirname(sys.executable)
+        ferry = os.path.join(bin_dir, "ferry")
+        s5cmd = [os.path.join(bin_dir, "s5cmd"), "--endpoint-url", endpoint.url]
+        rclone = [os.path.join(bin_dir, "rclone"), "--s3-no-check-bucket", "-q"]
+        py = sys.executable
+        state = os.path.join(scratch, "state")
+        os.makedirs(state)
+        out = os.path.join(scratch, "out")
+        counter = iter(range(10**6))
+
+        def up_prefix(tool: str) -> str:
+            return f"up-{tool}-{next(counter)}/"  # fresh each run: nothing to skip
+
+        down = [
+            Contender("ferry cp -r", [ferry, "cp", "-r", f"s3://{BUCKET}/src/", out + "/", "-q", "--state-dir", state]),
+            Contender("s5cmd cp (256 workers)", [*s5cmd, "cp", f"s3://{BUCKET}/src/*", out + "/"]),
+            Contender("rclone copy (defaults)", [*rclone, "copy", f"swfs:{BUCKET}/src", out], env=rclone_env(endpoint)),
+            Contender(
+                "rclone copy --transfers 64",
+                [*rclone, "copy", "--transfers", "64", f"swfs:{BUCKET}/src", out],
+                env=rclone_env(endpoint),
+            ),
+            Contender(
+                "boto3 loop",
+                [py, "-m", "bench.clients.boto3_loop", "down", endpoint.url, BUCKET, "src/", out],
+                reports_own_time=True,
+            ),
+        ]
+        print(f"\nW3 download: {args.objects} x {args.size_kib} KiB, SeaweedFS -> tmpfs", flush=True)
+        run_rounds(down, args.rounds, after_each=lambda c: shutil.rmtree(out, ignore_errors=True))
+        table(down, args.objects)
+
+        up = [
+            Contender("ferry cp -r", []),
+            Contender("s5cmd cp (256 workers)", []),
+            Contender("rclone copy (defaults)", [], env=rclone_env(endpoint)),
+            Contender("rclone copy --transfers 64", [], env=rclone_env(endpoint)),
+            Contender("boto3 loop", [], reports_own_time=True),
+        ]
+
+        def refresh(c: Contender) -> None:
+            """A fresh destination prefix for the next run of every tool."""
+            tool = c.name.split()[0] + str(len(c.samples))
+            dest = up_prefix(tool)
+            argv = {
+                "ferry cp -r": [ferry, "cp", "-r", source + "/", f"s3://{BUCKET}/{dest}", "-q", "--state-dir", state],
+                "s5cmd cp (256 workers)": [*s5cmd, "cp", source + "/", f"s3://{BUCKET}/{dest}"],
+                "rclone copy (defaults)": [*rclone, "copy", source, f"swfs:{BUCKET}/{dest}"],
+                "rclone copy --transfers 64": [*rclone, "copy", "--transfers", "64", source, f"swfs:{BUCKET}/{dest}"],
+                "boto3 loop": [py, "-m", "bench.clients.boto3_loop", "up", endpoint.url, BUCKET, dest, source],
+            }[c.name]
+            c.argv = argv
+
+        for c in up:
+            refresh(c)
+        print(f"\nW3 upload: {args.objects} x {args.size_kib} KiB, tmpfs -> SeaweedFS", flush=True)
+        run_rounds(up, args.rounds, after_each=refresh)
+        table(up, args.objects)
+
+        plan = Contender(
+            f"planner, {args.plan_keys} keys",
+            [py, "-m", "bench.clients.plan_million", str(args.plan_keys), scratch],
+            reports_own_time=True,
+        )
+        sample = measure(plan)
+        peak = sample.peak_rss / MiB
+        print(f"\nplanning {args.plan_keys} keys into shards: {sample.seconds:.1f} s, peak RSS {peak:.0f} MiB")
+    finally:
+        proc.stop(grace=5)
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+def table(contenders: list[Contender], objects: int) -> None:
+    base = statistics.median(s.seconds for s in contenders[0].samples)
+    print(f"{'tool':<30}{'median s':>10}{'objects/s':>11}{'ferry is':>10}{'peak RSS MiB':>14}")
+    for c in contenders:
+        secs = statistics.median(s.seconds for s in c.samples)
+        peak = max(s.peak_rss for s in c.samples) / MiB
+        print(f"{c.name:<30}{secs:>10.2f}{objects / secs:>11.0f}{secs / base:>9.2f}x{peak:>14.0f}")
+    print(
+        "(whole processes, start-up included; runs alternated; medians; 'ferry is' = its speed / the tool's)",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
