@@ -34,6 +34,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.download $(BENCH_ARGS)
 	$(BIN)/python -m bench.upload $(BENCH_ARGS)
+	$(BIN)/python -m bench.copy $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
