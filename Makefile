@@ -35,6 +35,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.download $(BENCH_ARGS)
 	$(BIN)/python -m bench.upload $(BENCH_ARGS)
 	$(BIN)/python -m bench.copy $(BENCH_ARGS)
+	$(BIN)/python -m bench.bulk
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
