@@ -19,21 +19,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.common import BENCH_DIR, SCRATCH, Contender, MiB, fresh_scratch, measure, run_rounds, s3_env
-from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs
+from bench.copy import rclone_remote
+from tests.servers.seaweedfs import start_seaweedfs
 
 BUCKET = "ferry-bulk-bench"
-
-
-def rclone_env(endpoint: S3Endpoint) -> dict[str, str]:
-    prefix = "RCLONE_CONFIG_SWFS_"
-    return {
-        prefix + "TYPE": "s3",
-        prefix + "PROVIDER": "Other",
-        prefix + "ENDPOINT": endpoint.url,
-        prefix + "ACCESS_KEY_ID": endpoint.access_key,
-        prefix + "SECRET_ACCESS_KEY": endpoint.secret_key,
-        prefix + "REGION": endpoint.region,
-    }
 
 
 def main() -> int:
@@ -72,6 +61,7 @@ def main() -> int:
         s5cmd = [os.path.join(bin_dir, "s5cmd"), "--endpoint-url", endpoint.url]
         rclone = [os.path.join(bin_dir, "rclone"), "--s3-no-check-bucket", "-q"]
         py = sys.executable
+        remote = rclone_remote("swfs", endpoint)
         state = os.path.join(scratch, "state")
         os.makedirs(state)
         out = os.path.join(scratch, "out")
@@ -83,11 +73,11 @@ def main() -> int:
         down = [
             Contender("ferry cp -r", [ferry, "cp", "-r", f"s3://{BUCKET}/src/", out + "/", "-q", "--state-dir", state]),
             Contender("s5cmd cp (256 workers)", [*s5cmd, "cp", f"s3://{BUCKET}/src/*", out + "/"]),
-            Contender("rclone copy (defaults)", [*rclone, "copy", f"swfs:{BUCKET}/src", out], env=rclone_env(endpoint)),
+            Contender("rclone copy (defaults)", [*rclone, "copy", f"swfs:{BUCKET}/src", out], env=remote),
             Contender(
                 "rclone copy --transfers 64",
                 [*rclone, "copy", "--transfers", "64", f"swfs:{BUCKET}/src", out],
-                env=rclone_env(endpoint),
+                env=remote,
             ),
             Contender(
                 "boto3 loop",
@@ -102,8 +92,8 @@ def main() -> int:
         up = [
             Contender("ferry cp -r", []),
             Contender("s5cmd cp (256 workers)", []),
-            Contender("rclone copy (defaults)", [], env=rclone_env(endpoint)),
-            Contender("rclone copy --transfers 64", [], env=rclone_env(endpoint)),
+            Contender("rclone copy (defaults)", [], env=remote),
+            Contender("rclone copy --transfers 64", [], env=remote),
             Contender("boto3 loop", [], reports_own_time=True),
         ]
 
