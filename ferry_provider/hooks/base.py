@@ -247,17 +247,17 @@ class RangeReader:
         self.close()
 
 
-class BufferReader(io.RawIOBase):
-    """A seekable, read-only file over a buffer, without copying it: a part held in a worker's
-    buffer is sent from there (``bytes(buffer)`` would hold it twice)."""
+class SizedReader(io.RawIOBase):
+    """A read-only, seekable file of ``size`` bytes: the position bookkeeping that request
+    bodies need (clients rewind them for a retry); subclasses say where the bytes come from."""
 
-    def __init__(self, buffer: bytes | bytearray | memoryview) -> None:
+    def __init__(self, size: int) -> None:
         super().__init__()
-        self._view = memoryview(buffer).cast("B")
+        self._size = size
         self._pos = 0
 
     def __len__(self) -> int:
-        return len(self._view)
+        return self._size
 
     def readable(self) -> bool:
         return True
@@ -269,12 +269,21 @@ class BufferReader(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = min(max(0, base + offset), len(self._view))
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = min(max(0, base + offset), self._size)
         return self._pos
 
+
+class BufferReader(SizedReader):
+    """A buffer as a file, without copying it: a part held in a worker's buffer is sent from
+    there (``bytes(buffer)`` would hold it twice)."""
+
+    def __init__(self, buffer: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(buffer).cast("B")
+        super().__init__(len(self._view))
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = min(len(buffer), len(self._view) - self._pos)
+        n = min(len(buffer), self._size - self._pos)
         memoryview(buffer)[:n] = self._view[self._pos : self._pos + n]
         self._pos += n
         return n

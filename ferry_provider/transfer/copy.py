@@ -44,7 +44,7 @@ from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.ordered_digest import OrderedDigests
 from ferry_provider.transfer.part_sources import PartSource, RemoteParts, ServerSideParts, StreamParts
 from ferry_provider.transfer.parted_write import PartedWrite, Written
-from ferry_provider.transfer.plan import MiB, RangePlan, choose_part_size
+from ferry_provider.transfer.plan import MiB, RangePlan, sink_part_size
 from ferry_provider.transfer.progress import Progress
 from ferry_provider.transfer.sinks import sink_for
 from ferry_provider.transfer.verification import Selection, choose_checks
@@ -281,14 +281,7 @@ class _Copy:
     def _server_side_parts(self, pin: ObjectInfo, tracker: str) -> ManifestRow:
         assert pin.size is not None
         caps = self.dst_hook.capabilities
-        part_size = choose_part_size(
-            pin.size,
-            self.opts.parallelism,
-            requested=self.opts.part_size,
-            min_part=caps.min_part_size,
-            max_part=caps.max_part_size,
-            max_parts=caps.max_parts,
-        )
+        part_size = sink_part_size(pin.size, self.opts.parallelism, caps, self.opts.part_size)
         progress = self._progress(pin.size)
         written = self._write_parts(ServerSideParts(self.src.raw, pin), pin, part_size, tracker, progress)
         crc = checksums.hex32(written.crcs["crc32c"]) if "crc32c" in written.crcs else None
@@ -389,14 +382,8 @@ class _Copy:
         assert pin.size is not None
         caps = self.dst_hook.capabilities
         requested = self.opts.part_size
-        part_size = choose_part_size(
-            pin.size,
-            self.opts.parallelism,
-            requested=requested if requested is not None else max(PIPELINE_PART, caps.min_part_size),
-            min_part=caps.min_part_size,
-            max_part=caps.max_part_size,
-            max_parts=caps.max_parts,
-        )
+        default = max(PIPELINE_PART, caps.min_part_size)
+        part_size = sink_part_size(pin.size, self.opts.parallelism, caps, default if requested is None else requested)
         streamed = [c for c in selection.checks if c.streamed and not c.per_part]
         ordered = OrderedDigests([c for c in selection.checks if not (c.streamed and not c.per_part)])
         crcs = (checksums.CRC32C, *(checksums.CRCS[c.algorithm] for c in streamed if c.algorithm != "crc32c"))

@@ -6,34 +6,16 @@ moves a shared file offset, so many slices of one descriptor are read from many 
 
 from __future__ import annotations
 
-import io
 import os
 
+from ferry_provider.hooks.base import SizedReader
 
-class FileSlice(io.RawIOBase):
+
+class FileSlice(SizedReader):
     def __init__(self, fd: int, start: int, size: int) -> None:
-        super().__init__()
+        super().__init__(size)
         self._fd = fd
         self._start = start
-        self._size = size
-        self._pos = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = min(max(0, base + offset), self._size)
-        return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer)

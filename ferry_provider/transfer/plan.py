@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ferry_provider.hooks.base import Capabilities
 from ferry_provider.hooks.errors import InvalidArgumentError
 
 MiB = 1 << 20
@@ -124,3 +125,15 @@ def choose_part_size(
             raise InvalidArgumentError(f"{size} bytes need more than {max_parts} parts of at most {max_part} bytes")
         part = max_part
     return max(part, 1)
+
+
+def sink_part_size(size: int, parallelism: int, caps: Capabilities, requested: int | None = None) -> int:
+    """choose_part_size within the limits of the store the parts are written to."""
+    return choose_part_size(
+        size,
+        parallelism,
+        requested=requested,
+        min_part=caps.min_part_size,
+        max_part=caps.max_part_size,
+        max_parts=caps.max_parts,
+    )

@@ -36,7 +36,7 @@ from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.part_sources import FileParts
 from ferry_provider.transfer.parted_write import PartedWrite
-from ferry_provider.transfer.plan import MiB, RangePlan, choose_part_size
+from ferry_provider.transfer.plan import MiB, RangePlan, sink_part_size
 from ferry_provider.transfer.progress import Progress
 from ferry_provider.transfer.shared_fd import SharedFd
 from ferry_provider.transfer.sinks import ObjectSink, sink_for
@@ -132,14 +132,7 @@ class _Upload:
             log.info("%s -> %s: skipped (%s)", self.source, self.dst.raw, skip)
             return self.row.finish(SKIP, skip)
         caps = self.hook.capabilities
-        part_size = choose_part_size(
-            st.st_size,
-            self.opts.parallelism,
-            requested=self.opts.part_size,
-            min_part=caps.min_part_size,
-            max_part=caps.max_part_size,
-            max_parts=caps.max_parts,
-        )
+        part_size = sink_part_size(st.st_size, self.opts.parallelism, caps, self.opts.part_size)
         parted = st.st_size > part_size and (caps.multipart_upload or caps.composite_upload)
         if not parted:
             return self._single_put(fd, st)
