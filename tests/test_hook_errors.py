@@ -241,8 +241,9 @@ def test_local_listing_skips_ferry_work_files(tmp_path) -> None:
 
 
 def test_amazon_connection_fields_are_honoured_or_refused_by_name(seaweedfs: S3Endpoint, monkeypatch) -> None:
-    """service_config.s3 (endpoint, region) is honoured; role_arn and a missing profile are refused
-    naming the field, where they used to be ignored (one request went to real AWS)."""
+    """service_config.s3 (endpoint, region) is honoured; config_kwargs and a missing profile are
+    refused naming the field, where they used to be ignored (one request went to real AWS).
+    role_arn is carried out: tests/test_assume_role.py."""
     make_s3_bucket(seaweedfs, "ferry-errors")
     base = {"conn_type": "aws", "login": seaweedfs.access_key, "password": seaweedfs.secret_key}
     nested = _conn(
@@ -252,13 +253,11 @@ def test_amazon_connection_fields_are_honoured_or_refused_by_name(seaweedfs: S3E
     )
     FerryS3Hook(nested).put("s3://ferry-errors/svc-cfg", b"via service_config")
     assert FerryS3Hook(nested).read_bytes("s3://ferry-errors/svc-cfg") == b"via service_config"
-    role = _conn(
-        monkeypatch,
-        "with_role",
-        {**base, "extra": {"endpoint_url": seaweedfs.url, "role_arn": "arn:aws:iam::1:role/r", "external_id": "x"}},
+    tuned = _conn(
+        monkeypatch, "with_config", {**base, "extra": {"endpoint_url": seaweedfs.url, "config_kwargs": {"x": 1}}}
     )
-    with pytest.raises(InvalidArgumentError, match=r"'with_role': extra role_arn, external_id not supported"):
-        FerryS3Hook(role).head("s3://ferry-errors/svc-cfg")
+    with pytest.raises(InvalidArgumentError, match=r"'with_config': extra config_kwargs not supported"):
+        FerryS3Hook(tuned).head("s3://ferry-errors/svc-cfg")
     profile = _conn(monkeypatch, "with_profile", {**base, "extra": {"profile_name": "no-such-profile-here"}})
     with pytest.raises(InvalidArgumentError, match=r"connection 'with_profile': .*no-such-profile-here"):
         FerryS3Hook(profile).head("s3://ferry-errors/svc-cfg")

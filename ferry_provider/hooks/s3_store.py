@@ -41,6 +41,7 @@ from ferry_provider.hooks.errors import (
     TransientError,
 )
 from ferry_provider.hooks.http_session import socket_stream
+from ferry_provider.hooks.s3_assume_role import assumed_role_session, role_settings
 from ferry_provider.hooks.url import ObjectURL
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class S3Store(StorageHook):
         super().__init__()
         self.max_connections = max_connections
         self._client: Any = None
+        self._role_arn: str | None = None
+        self._presigned_refused = False
         self._lock = threading.Lock()
 
     # -- client -----------------------------------------------------------------------------
@@ -111,20 +114,27 @@ class S3Store(StorageHook):
         self._refuse_unsupported(extra)
         # The Amazon provider's per-service settings: service_config.s3 wins over the top level.
         s3_config = (extra_value(extra, "service_config") or {}).get("s3") or {}
-        endpoint = extra_value(s3_config, "endpoint_url") or extra_value(extra, "endpoint_url")
-        if endpoint is None and conn and conn.host and "://" in conn.host:
-            endpoint = conn.host
+        # The top-level endpoint serves every service (STS too), as in the Amazon provider.
+        shared_endpoint = extra_value(extra, "endpoint_url") or (
+            conn.host if conn and conn.host and "://" in conn.host else None
+        )
+        endpoint = extra_value(s3_config, "endpoint_url") or shared_endpoint
         # boto3 reads these itself; they matter here only for the addressing-style default.
         custom_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        region = extra_value(s3_config, "region_name") or extra_value(extra, "region_name")
         session = self._session(
             aws_access_key_id=(conn.login if conn else None) or extra_value(extra, "aws_access_key_id"),
             aws_secret_access_key=(conn.password if conn else None) or extra_value(extra, "aws_secret_access_key"),
             aws_session_token=extra_value(extra, "aws_session_token"),
-            region_name=extra_value(s3_config, "region_name") or extra_value(extra, "region_name"),
+            region_name=region,
             profile_name=extra_value(extra, "profile_name"),
         )
         verify = extra_value(extra, "verify")
         connect_timeout, read_timeout = self.timeouts(extra)
+        role = role_settings(extra, self.conn_id, shared_endpoint, region, self.credentials_origin())
+        if role is not None:
+            session = assumed_role_session(session, role, self.credentials_origin(), (connect_timeout, read_timeout))
+        self._role_arn = role.role_arn if role else None
         self._reads = _LeanReads(self.max_connections, connect_timeout, read_timeout, verify)
         config = Config(
             max_pool_connections=self.max_connections,
@@ -156,11 +166,18 @@ class S3Store(StorageHook):
     def native_client(self) -> Any:
         return self.client
 
+    def _signs_with_session_token(self) -> bool:
+        credentials = self.client._request_signer._credentials  # boto3 has no public accessor
+        return credentials is not None and bool(credentials.get_frozen_credentials().token)
+
     def store_identity(self) -> tuple[str, ...] | None:
         """The endpoint and the access key id (not the secret)."""
-        credentials = self.client._request_signer._credentials  # boto3 has no public accessor
+        client = self.client
+        if self._role_arn is not None:  # its temporary keys change; the role is what they reach
+            return ("s3", client.meta.endpoint_url, client.meta.region_name or "", self._role_arn)
+        credentials = client._request_signer._credentials  # boto3 has no public accessor
         access_key = getattr(credentials, "access_key", None) if credentials is not None else None
-        return ("s3", self.client.meta.endpoint_url, self.client.meta.region_name or "", access_key or "anonymous")
+        return ("s3", client.meta.endpoint_url, client.meta.region_name or "", access_key or "anonymous")
 
     def probe(self) -> str:
         """ListBuckets: a signed request any valid key may make. AccessDenied still proves the
@@ -181,17 +198,12 @@ class S3Store(StorageHook):
             raise InvalidArgumentError(f"{self.credentials_origin()}: {exc}") from None
 
     def _refuse_unsupported(self, extra: dict[str, Any]) -> None:
-        """Amazon-provider connection fields Ferry does not carry out are refused by name: using
-        other credentials than the connection asks for, without a word, would be worse."""
-        unsupported = [
-            name
-            for name in ("role_arn", "assume_role_method", "assume_role_kwargs", "external_id", "config_kwargs")
-            if extra_value(extra, name) is not None
-        ]
-        if unsupported:
+        """The Amazon provider's ``config_kwargs`` (a botocore Config) is refused by name rather than
+        ignored: Ferry sets the pool, timeouts and retries itself."""
+        if extra_value(extra, "config_kwargs") is not None:
             raise InvalidArgumentError(
-                f"{self.credentials_origin()}: extra {', '.join(unsupported)} not supported by Ferry yet "
-                "(assume the role outside and give its temporary keys: login, password, aws_session_token)"
+                f"{self.credentials_origin()}: extra config_kwargs not supported by Ferry "
+                "(its timeouts are extra connect_timeout / read_timeout; retries are Ferry's own)"
             )
 
     # -- error mapping ----------------------------------------------------------------------
@@ -352,7 +364,9 @@ class S3Store(StorageHook):
             if pin.version:
                 kwargs["VersionId"] = pin.version
         if self._lean_reads():
-            return self._lean_range(u, kwargs, start, end, pin)
+            lean = self._lean_range(u, dict(kwargs), start, end, pin)
+            if lean is not None:
+                return lean
         with self._errors(u.raw, pinned=pin is not None):
             resp = self.client.get_object(**kwargs)
         raw = resp["Body"]._raw_stream  # urllib3 response: readinto straight from the socket
@@ -365,14 +379,19 @@ class S3Store(StorageHook):
         objects): what decides how many small objects a second a worker moves. Not behind a
         proxy, which botocore handles and a bare pool would not."""
         self.client  # noqa: B018 - builds the client, and with it the read pool
-        return not any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
+        proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
+        return not (proxied or self._presigned_refused)
 
     def _lean_range(
         self, u: ObjectURL, params: dict[str, Any], start: int, end: int | None, pin: ObjectInfo | None
-    ) -> RangeReader:
+    ) -> RangeReader | None:
         """GetObject as a presigned URL (botocore still resolves the endpoint, addressing style,
         region and credentials, and signs) sent on a plain urllib3 pool; errors are mapped as
-        botocore's would be. Range and If-Match travel as headers, which a presigned URL allows."""
+        botocore's would be. Range and If-Match travel as headers, which a presigned URL allows.
+
+        None when the store refuses presigned URLs signed with temporary keys (SeaweedFS 4.48
+        answers InvalidAccessKeyId to an assumed role's, while it takes the same keys in headers):
+        this store's reads then go through botocore."""
         headers = {
             name: params.pop(key) for key, name in (("Range", "Range"), ("IfMatch", "If-Match")) if key in params
         }
@@ -387,6 +406,10 @@ class S3Store(StorageHook):
             body = resp.data[:4096].decode(errors="replace")
             resp.release_conn()
             error = {"Code": _xml_field(body, "Code") or str(resp.status), "Message": _xml_field(body, "Message")}
+            if error["Code"] == "InvalidAccessKeyId" and self._signs_with_session_token():
+                log.info("%s: presigned reads refused with temporary keys; reading through botocore", u.raw)
+                self._presigned_refused = True
+                return None
             meta = {"HTTPStatusCode": resp.status, "HTTPHeaders": {k.lower(): v for k, v in resp.headers.items()}}
             raise self._map_client_error(
                 bex.ClientError({"Error": error, "ResponseMetadata": meta}, "GetObject"), u.raw, pin is not None

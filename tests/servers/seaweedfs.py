@@ -58,7 +58,7 @@ MAX_SOCKET_PATH = 107
 
 
 def start_seaweedfs(
-    workdir: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY
+    workdir: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, iam_config: dict | None = None
 ) -> tuple[ServerProcess, S3Endpoint]:
     """Start ``weed server`` with S3 on 127.0.0.1, on reserved ports, leaving nothing outside ``workdir``.
 
@@ -83,6 +83,13 @@ def start_seaweedfs(
             f,
         )
     os.chmod(config, 0o600)
+    iam_args: list[str] = []
+    if iam_config is not None:  # roles and STS (AssumeRole on the S3 port)
+        iam_path = os.path.join(workdir, "iam.json")
+        with open(iam_path, "w") as f:
+            json.dump(iam_config, f)
+        os.chmod(iam_path, 0o600)
+        iam_args = [f"-s3.iam.config={iam_path}"]
     # The filer's and S3's local sockets default to /tmp/seaweedfs-{filer,s3}-<port>.sock; they
     # go to the workdir unless its path is too long for a socket.
     local_sockets = {name: os.path.join(workdir, f"{name}.sock") for name in ("filer", "s3")}
@@ -100,6 +107,7 @@ def start_seaweedfs(
             *(f"-{name}={port}" for name, port in zip(PORT_NAMES, ports, strict=True)),
             *(f"-{name}.localSocket={path}" for name, path in local_sockets.items()),
             f"-s3.config={config}",
+            *iam_args,
             # As S3 does: a write to a missing bucket is NoSuchBucket, not a new bucket.
             "-s3.autoCreateBucket=false",
             "-master.telemetry=false",  # otherwise it reports usage to an outside URL
