@@ -2,7 +2,8 @@
 
 Starts SeaweedFS on 127.0.0.1 under ``.demo/``, gives Airflow a metadata DB and a connection for
 it, runs ``examples/dags/ferry_demo.py`` with ``airflow dags test`` (generate -> composite
-upload -> deferrable checksum sensor -> verified ranged download), checks the downloaded bytes,
+upload -> deferrable checksum sensor -> verified ranged download beside a server-side publish
+copy), checks the downloaded bytes,
 and prints the manifest as a table; then ``examples/dags/ferry_bulk_demo.py`` (a few hundred
 objects: bulk upload -> validated sensor -> plan -> mapped shards -> merged manifest), printing
 the merged manifest's summary. SeaweedFS is stopped by its PID on the way out, also when the

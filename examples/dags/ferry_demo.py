@@ -1,7 +1,8 @@
 """Ferry end to end: generate a file, upload it in parallel parts, wait until the stored object
 is valid (deferrable sensor checking the CRC32C the upload reported, the manifest row, and the
-producer's ``_SUCCESS`` marker), download it in parallel ranges with verification, and print the
-manifest.
+producer's ``_SUCCESS`` marker), then at once download it in parallel ranges with verification
+and publish it under ``published/`` with a server-side copy (no byte through the worker), and
+print the manifest.
 
 The marker is what a producer writes once its drop is complete. Nothing in this DAG writes it:
 the sensor finds it missing, defers, and its trigger wakes when the marker appears. In the
@@ -20,6 +21,7 @@ import os
 import pendulum
 from airflow.sdk import dag, task
 
+from ferry_provider.operators.copy import FerryCopyOperator
 from ferry_provider.operators.download import FerryDownloadOperator
 from ferry_provider.operators.upload import FerryUploadOperator
 from ferry_provider.sensors.artifact import FerryArtifactSensor
@@ -30,6 +32,7 @@ WORK = os.environ.get("FERRY_DEMO_DIR", "/tmp/ferry-demo")
 SIZE_MIB = int(os.environ.get("FERRY_DEMO_SIZE_MIB", "256"))
 OBJECT = f"s3://{BUCKET}/runs/{{{{ ds_nodash }}}}/payload.bin"
 MARKER = f"s3://{BUCKET}/runs/{{{{ ds_nodash }}}}/_SUCCESS"
+PUBLISHED = f"s3://{BUCKET}/published/{{{{ ds }}}}/payload.bin"
 MANIFEST = os.path.join(WORK, "manifest.csv")
 
 
@@ -78,6 +81,14 @@ def ferry_demo() -> None:
         conn_id=CONN,
         manifest_path=MANIFEST,
     )
+    publish = FerryCopyOperator(
+        task_id="publish",
+        source=OBJECT,
+        destination=PUBLISHED,
+        conn_id=CONN,
+        metadata={"producer": "ferry_demo", "stage": "published"},
+        manifest_path=MANIFEST,
+    )
 
     @task
     def report(rows: list[dict]) -> None:
@@ -86,8 +97,8 @@ def ferry_demo() -> None:
         for row in rows:
             print(" | ".join(str(row.get(c, "")) for c in columns))
 
-    upload >> wait >> download
-    report([upload.output, download.output])
+    upload >> wait >> [download, publish]
+    report([upload.output, download.output, publish.output])
 
 
 ferry_demo()
