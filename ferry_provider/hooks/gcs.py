@@ -13,6 +13,13 @@ class FerryGCSHook(AirflowConnectionHook, GCSStore):
     else application default credentials; ``anonymous: true`` (or an emulator endpoint) sends
     none. Extra fields: ``endpoint_url`` (also the ``STORAGE_EMULATOR_HOST`` variable),
     ``timeout``. Google-provider ``google_cloud_platform`` connections work as is.
+
+    :param gcp_conn_id: Airflow connection to use. Default ``"google_cloud_default"``; when that
+        connection is not defined, or with ``None``, application default credentials are used. A
+        named connection that does not exist fails the first request.
+    :param conn_id: The same as ``gcp_conn_id``, under the name Ferry's operators use; wins when
+        given.
+    :param max_connections: Size of the HTTP connection pool shared by the hook's threads. Default 16.
     """
 
     conn_name_attr = "gcp_conn_id"

@@ -13,6 +13,13 @@ class FerryHTTPHook(AirflowConnectionHook, HTTPStore):
     ``auth_type: bearer`` with the token as password; extra ``headers`` (dict), ``proxy``,
     ``verify`` (bool or CA bundle path), ``cert`` and ``key`` (client certificate), ``timeout``.
     Credentials are sent only to the connection's host when it names one.
+
+    :param http_conn_id: Airflow connection holding credentials and settings. Default ``None``: no
+        connection is read and requests carry no credentials. A named connection that does not
+        exist fails the first request.
+    :param conn_id: The same as ``http_conn_id``, under the name Ferry's operators use; wins when
+        given.
+    :param max_connections: Size of the HTTP connection pool shared by the hook's threads. Default 16.
     """
 
     conn_name_attr = "http_conn_id"

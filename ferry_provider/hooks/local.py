@@ -7,7 +7,14 @@ from ferry_provider.hooks.local_store import LocalStore
 
 
 class FerryLocalHook(AirflowConnectionHook, LocalStore):
-    """Local files; the ``ferry_local`` connection type exists for symmetry and holds no settings."""
+    """Local files; the ``ferry_local`` connection type exists for symmetry and holds no settings.
+
+    :param local_conn_id: Accepted so every hook takes a connection id; never read. Default ``None``.
+    :param conn_id: The same as ``local_conn_id``, under the name Ferry's operators use; wins when
+        given.
+    :param max_connections: Accepted for a uniform signature; local files use no connection pool.
+        Default 16.
+    """
 
     conn_name_attr = "local_conn_id"
     default_conn_name = None

@@ -13,6 +13,14 @@ class FerryS3Hook(AirflowConnectionHook, S3Store):
     ``aws_session_token``), else from boto3's default chain. Extra fields: ``endpoint_url``,
     ``region_name``, ``addressing_style`` (``path``/``virtual``/``auto``), ``verify`` (bool or CA
     path), ``connect_timeout``, ``read_timeout``. Amazon-provider ``aws`` connections work as is.
+
+    :param aws_conn_id: Airflow connection to use. Default ``"aws_default"``; when that connection
+        is not defined, or with ``None``, credentials and settings come from boto3's default chain.
+        A named connection that does not exist fails the first request.
+    :param conn_id: The same as ``aws_conn_id``, under the name Ferry's operators use; wins when
+        given.
+    :param max_connections: Size of the HTTP connection pool shared by the hook's threads (boto3's
+        ``max_pool_connections``, and the pool for reads). Default 16.
     """
 
     conn_name_attr = "aws_conn_id"

@@ -75,6 +75,50 @@ class FerryBulkTransferOperator(FerryTransferOperator):
     XCom: a summary (counts and bytes per result, the manifest's location) with the first
     ``row_limit`` rows, so XCom stays small whatever the number of objects; also pushed as
     ``bulk_summary`` when the task fails.
+
+    Takes the arguments of FerryTransferOperator, which apply to each object, except
+    ``manifest_path``, ``expected_digests`` and ``expected_size``, which are refused (use
+    ``manifest``; expectations describe one object). Here ``source`` and ``destination`` are
+    prefixes or local folders (one side may be local, not both), ``parallelism`` is how many
+    connections one object larger than 8 MiB may take (32 when unset; the link does not choose
+    here), and ``state_dir`` also holds the local spool of an object-URL ``manifest``. Plus:
+
+    :param source_conn_id: Connection for the source side (templated), also used to read
+        ``source_listing``; wins over ``conn_id``. Default ``None``: ``conn_id``.
+    :param destination_conn_id: Connection for the destination side (templated), also used to
+        write an object-URL ``manifest``; wins over ``conn_id``. Default ``None``: ``conn_id``.
+    :param source_listing: Path or URL of one shard's listing (templated), as FerryBulkPlanOperator
+        writes it: those objects are transferred instead of a listing of ``source``, and this
+        operator's own filters are not applied to them. Default ``None``: ``source`` is listed.
+    :param include: Glob matched against each object's key relative to ``source`` (templated);
+        ``*`` and ``?`` stay within one path segment, ``**`` spans segments. Default: every key.
+    :param regex: Python regular expression searched for anywhere in the relative key (templated);
+        an invalid one fails the task. Default: every key.
+    :param min_size: Smallest object size taken, in bytes, inclusive (templated; text is converted
+        to a number). Default: no minimum.
+    :param max_size: Largest object size taken, in bytes, inclusive (templated). Default: no maximum.
+    :param modified_since: Only objects last modified at or after this moment (templated): a
+        timezone-aware datetime, or ISO 8601 text with a zone (``Z`` accepted). Objects whose
+        listing gives no modification time are left out. Default: no limit.
+    :param concurrency: Objects transferred at once, a whole number >= 1 (default 16).
+    :param max_connections: Connections all objects in flight share, a whole number >= 1; an object
+        of up to 8 MiB takes one, a larger one up to ``parallelism``, all of them before it starts.
+        Default ``None``: twice ``concurrency`` or the resolved ``parallelism``, whichever is more.
+    :param manifest: Local path or object URL receiving one row per object as it finishes
+        (templated): CSV with gsutil's header, or JSON lines when the name ends in ``.jsonl`` or
+        ``.json``. A rerun given the same manifest skips the objects it lists as ``OK`` or ``skip``
+        without a request. An object URL is spooled locally and uploaded when the run ends.
+        Default ``None``: no manifest.
+    :param size_only: When ``True``, an existing destination of the same size is a ``skip`` row
+        without comparing digests (for stores with no digest in common). Default ``False``.
+    :param fail_on_error: When ``True`` (default), the task fails at the end if any object's row is
+        ``error`` (the others have still run); ``False`` returns the summary and succeeds.
+    :param row_limit: Rows the XCom summary carries, a whole number >= 0 (default 100); the counts
+        always cover every object. Also bounds the objects reported to OpenLineage.
+    :param file_mode: Downloads only: the permission bits each file gets, as for
+        FerryDownloadOperator (checked when the task runs). Default ``None``: 0666 less the umask.
+    :param server_side: Copies only: ``"auto"`` (default) or ``"never"``, as for FerryCopyOperator;
+        checked for each object when it is copied, not when the DAG is parsed.
     """
 
     template_fields: Sequence[str] = (
@@ -199,7 +243,29 @@ class FerryBulkPlanOperator(BaseOperator):
     size). Each shard's listing is written under ``listing_location`` (a folder, local or
     object URL); the return value is one dict of FerryBulkTransferOperator arguments per shard
     (``source_listing``, and ``manifest`` under ``manifest_location`` when given), ready for
-    ``.expand_kwargs()``."""
+    ``.expand_kwargs()``.
+
+    :param source: Prefix or local folder to list (templated), as given to the transfer tasks.
+    :param listing_location: Folder, local or an object URL, that receives the shard listings
+        ``shard-00000.jsonl``, ``shard-00001.jsonl``... (templated).
+    :param conn_id: Connection used to list ``source`` (templated). Default ``None``: the store's
+        default connection.
+    :param listing_conn_id: Connection used to write the listings (templated). Default ``None``:
+        ``conn_id``.
+    :param manifest_location: Folder, local or an object URL, under which each shard is given a
+        manifest ``shard-NNNNN.csv`` (templated). Default ``None``: the shards get no ``manifest``.
+    :param max_shards: Most shards to cut, from 1 to 1024 (default 1024); fewer are cut when there
+        are fewer objects or too little weight. Other values are refused when the DAG is parsed.
+    :param min_shard_weight: Least weight of a shard, in bytes, each object weighing its size plus
+        1 MiB. Default ``None``: 256 MiB.
+    :param include: Glob on the key relative to ``source`` (templated), as for
+        FerryBulkTransferOperator. Default: every key.
+    :param regex: Regular expression searched for in the relative key (templated). Default: every key.
+    :param min_size: Smallest object size listed, in bytes, inclusive (templated). Default: no minimum.
+    :param max_size: Largest object size listed, in bytes, inclusive (templated). Default: no maximum.
+    :param modified_since: Only objects last modified at or after this moment (templated; a
+        timezone-aware datetime or ISO 8601 text with a zone). Default: no limit.
+    """
 
     template_fields: Sequence[str] = (
         "source",
@@ -271,7 +337,21 @@ class FerryManifestMergeOperator(BaseOperator):
     """Join the shards' manifests (``manifests``: a list of locations, or the planner's output,
     whose ``manifest`` entries are taken) into ``destination`` (optional) and return the summary:
     object count, counts and bytes per result. ``fail_on_error`` fails the task when any row is
-    ``error`` (after writing the merged manifest)."""
+    ``error`` (after writing the merged manifest).
+
+    :param manifests: The shard manifests (templated): a list of local paths or object URLs, a list
+        of dicts whose ``manifest`` entry is taken (FerryBulkPlanOperator's output), or the text of
+        such a list as a template renders it. A manifest that does not exist is logged and skipped.
+    :param destination: Local path or object URL for the merged manifest (templated); JSON lines
+        when the name ends in ``.jsonl`` or ``.json``, else CSV. Default ``None``: nothing is
+        written, only the summary is returned.
+    :param conn_id: Connection used to read the manifests and write ``destination`` (templated).
+        Default ``None``: each store's default connection.
+    :param fail_on_error: When ``True``, the task fails if any merged row is ``error``, after the
+        merged manifest is written. Default ``False``.
+    :param spool_dir: Directory where a merged manifest bound for an object URL is spooled before
+        the upload. Default ``None``: the system's temporary directory.
+    """
 
     template_fields: Sequence[str] = ("manifests", "destination", "conn_id")
 

@@ -25,6 +25,28 @@ class FerryCopyOperator(FerryTransferOperator):
     ``server_side='never'`` sends the bytes through the worker even within one store. The row's
     description says ``server-side`` or ``pipeline``. Manifest rows, request retries and the
     shared arguments are described on FerryTransferOperator.
+
+    Takes every argument of FerryTransferOperator, plus:
+
+    :param source_conn_id: Connection for the source side (templated); wins over ``conn_id``.
+        Default ``None``: ``conn_id``.
+    :param destination_conn_id: Connection for the destination side (templated); wins over
+        ``conn_id``. Default ``None``: ``conn_id``.
+    :param delete_source: When ``True``, a move: the source is deleted once the destination is
+        verified, and also when the copy is skipped because the destination is already identical
+        (not when ``no_clobber`` skipped it). A read-only source store (HTTP) is refused. Default
+        ``False``.
+    :param content_type: ``Content-Type`` the copy gets (templated). Default ``None``: the source's.
+    :param metadata: User metadata the copy gets instead of the source's (templated), as
+        ``{name: value}`` strings; S3 accepts ASCII only. Default ``None``: the source's.
+    :param server_side: ``"auto"`` (default): when both sides are one store reached with the same
+        credentials, the store copies the bytes itself (falling back to the worker when it refuses);
+        ``"never"``: the bytes always pass through the worker. Other values are refused when the
+        DAG is parsed.
+    :param multipart_copy_threshold: Size in bytes (>= 0) above which a server-side copy goes as
+        parallel part copies, resumable, where the destination store supports them (S3
+        UploadPartCopy); up to it, one request. Default ``None``: 256 MiB. No effect on copies
+        through the worker.
     """
 
     template_fields: Sequence[str] = (

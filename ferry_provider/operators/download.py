@@ -20,6 +20,12 @@ class FerryDownloadOperator(FerryTransferOperator):
     retried task resumes from the tracker file beside the destination. The file gets ``file_mode``
     (e.g. ``0o640``), else 0666 less the umask. Manifest rows, request retries and the shared
     arguments are described on FerryTransferOperator.
+
+    Takes every argument of FerryTransferOperator, plus:
+
+    :param file_mode: Permission bits the published file gets, between ``0`` and ``0o7777`` (e.g.
+        ``0o640``); a value outside that range fails the task when it runs. Default ``None``: 0666
+        less the process umask, as for any new file. The temp file is 0600 until then.
     """
 
     def __init__(self, *, file_mode: int | None = None, **kwargs: Any) -> None:

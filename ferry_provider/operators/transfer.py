@@ -34,6 +34,66 @@ class FerryTransferOperator(BaseOperator):
     A failure is one line in the task log naming both ends, the connection and the cause (the
     traceback is logged at debug level); bad arguments fail without retries, anything else
     leaves Airflow's retries to resume.
+
+    :param source: What is read (templated): an ``s3://``, ``gs://`` or ``http(s)://`` URL, a local
+        path or a ``file://`` URL. Which of these each operator accepts is said on the operator.
+    :param destination: What is written (templated), spelled like ``source``. One ending in ``/``
+        is a folder: the source's file name is appended.
+    :param conn_id: Airflow connection for the remote side (templated; both sides of a copy unless
+        overridden). Default: the store's default connection (``aws_default``,
+        ``google_cloud_default``; none for HTTP), whose absence means credentials from the
+        environment. A named connection that does not exist fails the task.
+    :param parallelism: Connections (parts in flight) per transfer, a whole number >= 1. Default
+        ``None``: the transfer starts with 4 and adds connections while the throughput grows, up to
+        32, backing off when the store throttles. A number is used as it is.
+    :param part_size: Bytes per part, a positive whole number. Default ``None``: chosen from the
+        object's size and the parallelism (8 to 64 MiB; 8 MiB for copies through the worker).
+        Downloads raise a smaller value to 1 MiB; writes refuse one below the store's minimum part
+        (5 MiB on S3) and raise one that would need more parts than the store allows.
+    :param no_clobber: When ``True``, an existing destination is left alone and the row is ``skip``,
+        with nothing compared; the final write is also conditional, so a destination that appears
+        during the transfer is not replaced. Default ``False``.
+    :param skip_identical: When ``True`` (default), an existing destination with the same size and
+        the same digest (CRC32C, or MD5 or another digest the source states) is a ``skip`` row
+        carrying that digest. Equal sizes alone never count; ``False`` always transfers.
+    :param resume: When ``True`` (default), a failed try keeps its partial state (temp file and
+        tracker, multipart upload or components) so the next try sends only what is missing.
+        ``False`` starts from scratch and removes what an earlier try left.
+    :param check_hashes: How digests are verified: ``"if_fast_else_fail"`` (default: fail when only
+        a slow CRC32C implementation is installed), ``"if_fast_else_skip"`` (then verify without
+        CRC32C), ``"always"`` (even when slow; writes read the object back when the store reports
+        no full-object CRC32C) or ``"never"`` (sizes only). Other values are refused when the DAG
+        is parsed.
+    :param verify_on_resume: When ``True`` (default), the parts a resumed try reuses are hashed
+        again before they are trusted (the local file's bytes for an upload, the temp file's for a
+        download); a part that no longer matches is transferred again. ``False`` trusts the tracker,
+        except that downloads still re-hash when the tracker predates the last reboot.
+    :param restart_on_change: When ``True``, a source that changes during the transfer makes it
+        start over once, and the row says so; default ``False``: the try fails.
+    :param expected_digests: Digests the source must match (templated), as ``{algorithm: hex}``
+        with algorithms ``crc32c``, ``crc32``, ``crc64nvme``, ``md5``, ``sha1``, ``sha256`` and
+        ``sha512``. They replace the store's own digest as the proof of a download or copy; an
+        upload checks them on the local file before sending anything. Refused with
+        ``check_hashes="never"``. Default: none.
+    :param expected_size: Exact size in bytes the source must have (templated); a mismatch fails
+        before any byte is transferred. Default ``None``: not checked.
+    :param state_dir: Existing, writable directory for tracker files (templated; checked when the
+        task runs). Default ``None``: beside the destination file for a download, beside the source
+        file (else ``~/.local/state/ferry``) for an upload, ``~/.local/state/ferry`` for a copy.
+    :param manifest_path: Local file the manifest row is also appended to, whatever its result
+        (templated): CSV with a header line when the file is new, or JSON lines when the name ends
+        in ``.jsonl`` or ``.json``. Default ``None``: the row is only returned as XCom.
+    :param retry_attempts: Attempts per request within one try, the first included (>= 1, default
+        5). Only transient failures are retried: connection errors, timeouts, 429 and 5xx answers,
+        truncated bodies.
+    :param retry_max_wait: Longest wait between two attempts, in seconds (default 20.0); waits grow
+        exponentially with jitter from 0.5 s. A server's ``Retry-After`` is honoured up to three
+        times this value.
+    :param connect_timeout: Seconds allowed to open a connection (between 0 and 86400). Default
+        ``None``: the connection's ``connect_timeout`` extra, else 10 s.
+    :param read_timeout: Seconds allowed for each wait for bytes (between 0 and 86400); a stall
+        fails that attempt, which is then retried. Default ``None``: the connection's
+        ``read_timeout`` (or ``timeout``) extra, else 30 s.
     """
 
     template_fields: Sequence[str] = (

@@ -20,6 +20,13 @@ class FerryUploadOperator(FerryTransferOperator):
     against ours after compose (GCS). A retried task resumes: the parts already on the server
     are verified and only the rest are sent. The manifest row carries the S3 upload id; manifest
     rows, request retries and the shared arguments are described on FerryTransferOperator.
+
+    Takes every argument of FerryTransferOperator, plus:
+
+    :param content_type: ``Content-Type`` stored with the object (templated). Default ``None``: the
+        store's default for binary data.
+    :param metadata: User metadata stored with the object (templated), as ``{name: value}`` strings;
+        S3 accepts ASCII only. Default ``None``: no metadata.
     """
 
     template_fields: Sequence[str] = (*FerryTransferOperator.template_fields, "content_type", "metadata")

@@ -35,6 +35,44 @@ class FerryArtifactSensor(BaseSensorOperator):
     store (401/403, a bad signature or key) fail the task at once with the store's reason:
     waiting would not mend them. Connection failures, throttling and 5xx answers are logged and
     checked again, until ``timeout``, which a deferred sensor's trigger also enforces itself.
+
+    Takes the arguments of Airflow's BaseSensorOperator (``poke_interval``, ``timeout``, ``mode``,
+    ``soft_fail``, ``exponential_backoff``...), plus:
+
+    :param url: What to watch (templated): one object, a prefix ending in ``/`` (every object under
+        it), or a glob (``*``, ``?`` or ``[``, matched against whole URLs; ``*`` also matches ``/``).
+        Folder markers and Ferry's temporary objects are not counted.
+    :param conn_id: Connection for ``url`` and ``marker`` (templated). Default ``None``: the store's
+        default connection.
+    :param min_count: For prefixes and globs, how many matching objects must be there (>= 1,
+        default 1). A single-object URL finds at most one.
+    :param expected_size: Exact size in bytes of each object (templated): smaller means "not yet",
+        larger is invalid. Default ``None``: not checked.
+    :param min_size: Least size in bytes of each object (templated); smaller means "not yet".
+        Default ``None``: not checked.
+    :param expected_digests: Digests each object must match (templated), as ``{algorithm: hex}``
+        with algorithms ``crc32c``, ``crc32``, ``crc64nvme`` (with awscrt installed), ``md5`` and
+        ``sha256``. The store's value is used when it keeps a whole-object one; otherwise the object
+        is read and hashed. Unknown algorithms fail the task at the first check. Default: none.
+    :param sha256_max_bytes: Largest object, in bytes, the sensor will read to compute any digest the
+        store does not keep (not only SHA-256); a larger one fails the task. Default 1 GiB.
+    :param manifest: Ferry manifest, local path or object URL, CSV or JSON lines (templated): each
+        object must appear in an ``OK`` or ``skip`` row as its source or destination, with a
+        matching CRC32C when the row has one; until then the sensor waits. Default ``None``.
+    :param manifest_conn_id: Connection used to read ``manifest``. Default ``None``: the manifest
+        store's default connection (not ``conn_id``).
+    :param stable_checks: Consecutive checks over which every object's size and ETag must stay the
+        same before it counts (>= 0, default 0: no wait). Kept across reschedules through the task
+        state store.
+    :param marker: URL of an object that must exist before anything else is checked, such as
+        ``s3://bucket/drop/_SUCCESS`` (templated), read through ``conn_id``. Default ``None``.
+    :param wait_for_valid: When ``True``, a present but invalid object (wrong size, digest or
+        manifest CRC32C) means "not yet" instead of failing the task. Default ``False``.
+    :param deferrable: When ``True``, after one check on the worker the wait is handed to
+        FerryArtifactTrigger, holding no worker slot. Default: ``[operators] default_deferrable``.
+    :param max_poke_interval: Deferrable mode only: the longest wait between checks, in seconds, when
+        ``exponential_backoff`` grows it (default 600.0). Poke and reschedule modes use Airflow's
+        ``max_wait`` instead.
     """
 
     template_fields: Sequence[str] = (

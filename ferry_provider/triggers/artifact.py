@@ -17,7 +17,18 @@ class FerryArtifactTrigger(BaseTrigger):
     """Yields one event: ``{"status": "success", "objects": [...]}``, ``{"status": "failed",
     "reason": ...}`` (an invalid artifact, a missing connection, a refusal by the store), or
     ``{"status": "timeout", "reason": ...}`` once ``deadline`` (epoch seconds) has passed. Waits
-    between checks grow by half each time up to ``max_interval`` when ``exponential_backoff``."""
+    between checks grow by half each time up to ``max_interval`` when ``exponential_backoff``.
+
+    :param check: The check to run, as ``ArtifactCheck.to_dict()`` gives it (FerryArtifactSensor
+        builds it from its arguments). The first check runs at once.
+    :param poke_interval: Seconds between checks (default 60.0).
+    :param exponential_backoff: When ``True``, each wait is 1.5 times the previous, up to
+        ``max_interval``. Default ``False``.
+    :param max_interval: Longest wait between checks, in seconds, with ``exponential_backoff``
+        (default 600.0).
+    :param deadline: Epoch time in seconds after which a ``timeout`` event is yielded; the last wait
+        is cut short to meet it. Default ``None``: no deadline.
+    """
 
     def __init__(
         self,
