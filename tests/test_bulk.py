@@ -37,7 +37,7 @@ from ferry_provider.transfer.listing import Listed, ListFilter
 from ferry_provider.transfer.manifest import ManifestRow
 from ferry_provider.transfer.manifest_file import parse_rows
 from ferry_provider.transfer.retry import RetryPolicy
-from tests.conftest import GCS_CONN, S3_CONN, make_gcs_bucket, make_s3_bucket
+from tests.conftest import GCS_CONN, PROXY_BUCKET, S3_CONN, make_gcs_bucket, make_s3_bucket
 from tests.stores import MiB, crc32c_hex, unique_prefix
 
 BUCKET = "ferry-bulk"  # on SeaweedFS and on the GCS emulator
@@ -903,3 +903,31 @@ def test_cli_manifest_on_object_storage_is_uploaded_at_the_end(seaweedfs, s3, fi
     assert {r["result"] for r in rows} == {"OK"}
     assert_holds(s3, dest, FILTERED)
     assert_nothing_left(s3, dest, str(state))
+
+
+def test_an_upload_to_a_new_prefix_lists_the_destination_once_instead_of_a_lookup_per_object(
+    s3_proxy, tmp_path, state_dir
+) -> None:
+    """Nothing is at the destination: one LIST replaces a HEAD per object. On the rerun every
+    object is there, so each is looked up and compared (all skip)."""
+    proxied, direct, proxy = s3_proxy
+    files = {f"d{i % 3}/{i}.bin": os.urandom(1000 + i) for i in range(12)}
+    for relative, data in files.items():
+        path = tmp_path / "src" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    destination = f"s3://{PROXY_BUCKET}/{unique_prefix()}"
+
+    def run() -> tuple[BulkSummary, Counter[str]]:
+        proxy.records.clear()
+        summary = bulk_transfer(FerryLocalHook(), proxied, f"{tmp_path}/src/", destination, options(state_dir))
+        requests = Counter("LIST" if "list-type=2" in r.path else r.method for r in proxy.records)
+        return summary, requests
+
+    first, requests = run()
+    assert dict(first.counts) == {"OK": 12}
+    assert requests == {"LIST": 1, "PUT": 12}
+    assert_holds(direct, destination, files)
+    again, requests = run()
+    assert dict(again.counts) == {"skip": 12}
+    assert requests == {"LIST": 1, "HEAD": 12}

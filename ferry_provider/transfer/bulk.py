@@ -41,6 +41,10 @@ log = logging.getLogger("ferry_provider.transfer")
 # listing said of them instead of a HEAD: the per-object cost is what decides small-object speed.
 SMALL_OBJECT = 8 * MiB
 DEFAULT_CONCURRENCY = 16
+# Keys of the destination listed before an upload or copy, so an object that is not there skips
+# its lookup (a HEAD each). Past this many the listing is dropped: holding it costs memory and
+# its pages may outnumber the objects to send.
+DESTINATION_KEYS_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,7 @@ class _Bulk:
         )
         self._lock = threading.Lock()
         self._closed = False
+        self.destination_keys: set[bytes] | None = None
         self._common = {f.name: getattr(opts, f.name) for f in fields(TransferOptions)}
 
     # -- the run -----------------------------------------------------------------------------
@@ -237,6 +242,8 @@ class _Bulk:
         started = time.monotonic()
         self._on_row = on_row
         items = listing if listing is not None else list_prefix(self.src_hook, self.src, self.opts.only)
+        if self.kind != "download":
+            self.destination_keys = self._destination_keys()
         if keep_keys:
             items = self._remembered(items)
         work: queue.Queue[Listed | None] = queue.Queue(maxsize=2 * self.opts.concurrency)
@@ -277,6 +284,23 @@ class _Bulk:
                 self.manifest.close()
         log.info("%s -> %s: %s", self.summary.source, self.summary.destination, self.summary.line())
         return self.summary
+
+    def _destination_keys(self) -> set[bytes] | None:
+        """What is at the destination now, listed once; None when there is too much to hold or it
+        cannot be listed (a key allowed to write and not to list): every object then looks itself
+        up. An object written there after this listing is overwritten unless no_clobber is set,
+        which stays a conditional write."""
+        keys: set[bytes] = set()
+        try:
+            for item in list_prefix(self.dst_hook, self.dst):
+                if len(keys) == DESTINATION_KEYS_LIMIT:
+                    log.info("%s: more than %d objects; each is looked up", self.dst.raw, DESTINATION_KEYS_LIMIT)
+                    return None
+                keys.add(row_key(item.relative, ""))
+        except FerryError as exc:
+            log.info("%s: not listed (%s); each object is looked up", self.dst.raw, exc)
+            return None
+        return keys
 
     def _remembered(self, items: Iterable[Listed]) -> Iterator[Listed]:
         """Pass ``items`` on, keeping a compact key of each (16 bytes) for delete_extraneous."""
@@ -377,10 +401,11 @@ class _Bulk:
             small = info.size is not None and info.size <= SMALL_OBJECT and info.pinnable
             fetch = DownloadOptions(**common, file_mode=self.opts.file_mode)
             return download(self.src_hook, info.url, destination, fetch, listed=info if small else None, exact=True)
+        absent = self.destination_keys is not None and row_key(item.relative, "") not in self.destination_keys
         if self.kind == "upload":
-            return upload(self.dst_hook, info.url, destination, UploadOptions(**common))
+            return upload(self.dst_hook, info.url, destination, UploadOptions(**common), known_absent=absent)
         duplicate = CopyOptions(**common, server_side=self.opts.server_side)
-        return copy(self.src_hook, self.dst_hook, info.url, destination, duplicate)
+        return copy(self.src_hook, self.dst_hook, info.url, destination, duplicate, known_absent=absent)
 
     def _size_only_skip(self, item: Listed, destination: str) -> ManifestRow | None:
         """With size_only, an existing destination of the same size is a skip."""

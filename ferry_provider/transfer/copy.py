@@ -92,17 +92,22 @@ def copy(
     source: str,
     destination: str,
     options: CopyOptions | None = None,
+    *,
+    known_absent: bool = False,
 ) -> ManifestRow:
     """Copy the object ``source`` to ``destination``; return its manifest row.
 
-    A ``destination`` ending in ``/`` is a folder: the source's name is appended. Raises
-    TransferError (carrying the ``error`` row) when the copy fails.
+    A ``destination`` ending in ``/`` is a folder: the source's name is appended.
+    ``known_absent``: as for upload(), the destination was just listed and is not there.
+    Raises TransferError (carrying the ``error`` row) when the copy fails.
     """
     opts = options or CopyOptions()
     row = ManifestRow(source=redact(source), destination=redact(destination), start=now())
-    return run_for_row(
-        row, lambda: _Copy(source_hook, destination_hook, source, destination, opts, row).run(), blame="destination"
-    )
+
+    def run() -> ManifestRow:
+        return _Copy(source_hook, destination_hook, source, destination, opts, row, known_absent).run()
+
+    return run_for_row(row, run, blame="destination")
 
 
 def copy_tracker_path(source: str, destination: str, state_dir: str | None) -> str:
@@ -123,7 +128,9 @@ class _Copy:
         destination: str,
         opts: CopyOptions,
         row: ManifestRow,
+        known_absent: bool = False,
     ) -> None:
+        self.known_absent = known_absent
         self.src_hook = source_hook
         self.dst_hook = destination_hook
         self.opts = opts
@@ -213,6 +220,8 @@ class _Copy:
         return choose_checks(pin, self.opts.check_hashes, self.opts.expected_digests, part_sizes)
 
     def _skip_reason(self, pin: ObjectInfo) -> str:
+        if self.known_absent:
+            return ""
         try:
             existing = self.opts.retry.run(lambda: self.dst_hook.head(self.dst.raw), what=f"{self.dst.raw}: head")
         except NotFoundError:

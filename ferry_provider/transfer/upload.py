@@ -58,15 +58,24 @@ class UploadOptions(TransferOptions):
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def upload(hook: StorageHook, source: str, destination: str, options: UploadOptions | None = None) -> ManifestRow:
+def upload(
+    hook: StorageHook,
+    source: str,
+    destination: str,
+    options: UploadOptions | None = None,
+    *,
+    known_absent: bool = False,
+) -> ManifestRow:
     """Upload the local file ``source`` to ``destination``; return its manifest row.
 
     A ``destination`` ending in ``/`` is a folder: the file's name is appended, as downloads do.
-    Raises TransferError (carrying the ``error`` row) when the upload fails.
+    ``known_absent``: the caller has just listed the destination and no object was there, so the
+    lookup for skip_identical / no_clobber is spared (no_clobber still holds: the write is
+    conditional). Raises TransferError (carrying the ``error`` row) when the upload fails.
     """
     opts = options or UploadOptions()
     row = ManifestRow(source=source, destination=destination, start=now())
-    return run_for_row(row, lambda: _Upload(hook, source, destination, opts, row).run(), blame="source")
+    return run_for_row(row, lambda: _Upload(hook, source, destination, opts, row, known_absent).run(), blame="source")
 
 
 def upload_tracker_path(source: str, destination: str, state_dir: str | None) -> str:
@@ -82,8 +91,17 @@ def upload_tracker_path(source: str, destination: str, state_dir: str | None) ->
 
 
 class _Upload:
-    def __init__(self, hook: StorageHook, source: str, destination: str, opts: UploadOptions, row: ManifestRow) -> None:
+    def __init__(
+        self,
+        hook: StorageHook,
+        source: str,
+        destination: str,
+        opts: UploadOptions,
+        row: ManifestRow,
+        known_absent: bool = False,
+    ) -> None:
         self.hook = hook
+        self.known_absent = known_absent
         self.opts = opts
         self.row = row
         self.source = local_path(source, "source")
@@ -200,6 +218,8 @@ class _Upload:
         return fd, st
 
     def _skip_reason(self, size: int) -> str:
+        if self.known_absent:
+            return ""
         try:
             existing = self._call("head", lambda: self.hook.head(self.dst.raw))
         except NotFoundError:
