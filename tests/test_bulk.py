@@ -804,7 +804,7 @@ def test_sharded_dag_moves_every_object_once_and_a_rerun_skips(
         assert run.state == "success"
         plan = run.get_task_instance("plan").xcom_pull(task_ids="plan")
         assert len(plan) == 4, plan
-        assert all(set(p) == {"source_listing", "manifest"} for p in plan), plan  # URLs, never keys
+        assert all(set(p) == {"source_listing", "listing_conn_id", "manifest"} for p in plan), plan  # never keys
         moves = [ti for ti in run.get_task_instances() if ti.task_id == "move"]
         assert sorted(ti.map_index for ti in moves) == [0, 1, 2, 3]
         assert all(ti.state == "success" for ti in moves)

@@ -87,3 +87,27 @@ def test_a_missing_object_fails_in_one_line_per_try(airflow_db, seaweedfs, monke
     assert [r["result"] for r in rows] == ["error", "error"]  # retried once: a 404 may yet appear
     assert f"{url} -> {tmp_path / 'out.bin'} failed (connection 'ferry_test_s3'): {url}: 404" in log
     assert "The above exception was the direct cause" not in log and "botocore" not in log
+
+
+@pytest.mark.parametrize(
+    ("operator", "kwargs", "message"),
+    [
+        ("download", {"file_mode": 0o77777}, "file_mode must be a permission mode"),
+        ("bulk", {"file_mode": 0o77777}, "file_mode must be a permission mode"),
+        ("bulk", {"server_side": "bogus"}, "server_side must be one of"),
+        (
+            "bulk",
+            {"source_listing": "s3://work/shard-00000.jsonl", "include": "*.csv", "min_size": 1},
+            "include, min_size: a shard's source_listing is already filtered",
+        ),
+    ],
+)
+def test_values_the_run_would_refuse_fail_when_the_dag_is_parsed(operator: str, kwargs: dict, message: str) -> None:
+    """Not once per object at run time, as error rows, nor silently (filters on a planned shard)."""
+    from ferry_provider.operators.bulk import FerryBulkTransferOperator
+
+    with pytest.raises(InvalidArgumentError, match=message):
+        if operator == "download":
+            FerryDownloadOperator(task_id="t", source="s3://b/k", destination="/data/k", **kwargs)
+        else:
+            FerryBulkTransferOperator(task_id="t", source="s3://b/p/", destination="gs://c/q/", **kwargs)

@@ -112,9 +112,12 @@ def test_sizes_markers_and_prefix_counts(store) -> None:
     assert check(prefix + "part-0.csv", conn, expected_size=50).run(hook_for).state == WAITING  # still short
     assert check(prefix + "part-1.csv", conn, expected_size=5).run(hook_for).state == INVALID  # too big
     marker = check(prefix + "part-*.csv", conn, min_count=2, marker=prefix + "_SUCCESS")
+    beside = check(prefix + "part-*.csv", conn, min_count=2, marker="_SUCCESS")  # a bare name: same folder
     assert marker.run(hook_for).state == WAITING
+    waiting = beside.run(hook_for)
+    assert waiting.state == WAITING and f"marker {prefix}_SUCCESS is not there yet" in waiting.reason
     hook.put(prefix + "_SUCCESS", b"")
-    assert marker.run(hook_for).state == OKAY
+    assert marker.run(hook_for).state == OKAY and beside.run(hook_for).state == OKAY
 
 
 def test_manifest_row_gates(store, tmp_path) -> None:

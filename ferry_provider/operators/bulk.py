@@ -30,7 +30,7 @@ from ferry_provider.operators.lineage import emit_asset_events
 from ferry_provider.operators.transfer import FerryTransferOperator
 from ferry_provider.transfer.bulk import BulkOptions, BulkSummary, bulk_transfer
 from ferry_provider.transfer.listing import ListFilter
-from ferry_provider.transfer.manifest_file import format_of
+from ferry_provider.transfer.manifest_file import content_type_of, format_of
 from ferry_provider.transfer.shards import (
     MAX_SHARDS,
     merge_manifests,
@@ -83,13 +83,16 @@ class FerryBulkTransferOperator(FerryTransferOperator):
     connections one object larger than 8 MiB may take (32 when unset; the link does not choose
     here), and ``state_dir`` also holds the local spool of an object-URL ``manifest``. Plus:
 
-    :param source_conn_id: Connection for the source side (templated), also used to read
-        ``source_listing``; wins over ``conn_id``. Default ``None``: ``conn_id``.
+    :param source_conn_id: Connection for the source side (templated); wins over ``conn_id``.
+        Default ``None``: ``conn_id``.
     :param destination_conn_id: Connection for the destination side (templated), also used to
         write an object-URL ``manifest``; wins over ``conn_id``. Default ``None``: ``conn_id``.
     :param source_listing: Path or URL of one shard's listing (templated), as FerryBulkPlanOperator
-        writes it: those objects are transferred instead of a listing of ``source``, and this
-        operator's own filters are not applied to them. Default ``None``: ``source`` is listed.
+        writes it: those objects are transferred instead of a listing of ``source``. The planner
+        filtered it, so giving this operator filters as well is refused. Default ``None``:
+        ``source`` is listed.
+    :param listing_conn_id: Connection that reads ``source_listing`` (templated); the planner's
+        output sets it to the connection that wrote the listing. Default ``None``: the source's.
     :param include: Glob matched against each object's key relative to ``source`` (templated);
         ``*`` and ``?`` stay within one path segment, ``**`` spans segments. Default: every key.
     :param regex: Python regular expression searched for anywhere in the relative key (templated);
@@ -118,7 +121,7 @@ class FerryBulkTransferOperator(FerryTransferOperator):
     :param file_mode: Downloads only: the permission bits each file gets, as for
         FerryDownloadOperator (checked when the task runs). Default ``None``: 0666 less the umask.
     :param server_side: Copies only: ``"auto"`` (default) or ``"never"``, as for FerryCopyOperator;
-        checked for each object when it is copied, not when the DAG is parsed.
+        checked when the DAG is parsed.
     """
 
     template_fields: Sequence[str] = (
@@ -126,6 +129,7 @@ class FerryBulkTransferOperator(FerryTransferOperator):
         "source_conn_id",
         "destination_conn_id",
         "source_listing",
+        "listing_conn_id",
         "manifest",
         *FILTER_FIELDS,
     )
@@ -136,6 +140,7 @@ class FerryBulkTransferOperator(FerryTransferOperator):
         source_conn_id: str | None = None,
         destination_conn_id: str | None = None,
         source_listing: str | None = None,
+        listing_conn_id: str | None = None,
         include: str | None = None,
         regex: str | None = None,
         min_size: int | str | None = None,
@@ -159,6 +164,7 @@ class FerryBulkTransferOperator(FerryTransferOperator):
         self.source_conn_id = source_conn_id
         self.destination_conn_id = destination_conn_id
         self.source_listing = source_listing
+        self.listing_conn_id = listing_conn_id
         self.include, self.regex = include, regex
         self.min_size, self.max_size, self.modified_since = min_size, max_size, modified_since
         self.concurrency = concurrency
@@ -171,8 +177,21 @@ class FerryBulkTransferOperator(FerryTransferOperator):
         self.server_side = server_side
         # Untemplated values are checked when the DAG is parsed.
         BulkOptions(
-            concurrency=concurrency, max_connections=max_connections, row_limit=row_limit, server_side=server_side
+            concurrency=concurrency,
+            max_connections=max_connections,
+            row_limit=row_limit,
+            server_side=server_side,
+            file_mode=file_mode,
         )
+        filters = (include, regex, min_size, max_size, modified_since)
+        given = [name for name, value in zip(FILTER_FIELDS, filters, strict=True) if value is not None]
+        if source_listing is not None and given:
+            # A shard's listing was filtered by the planner; filtering it again here would be a
+            # second, silent selection.
+            raise InvalidArgumentError(
+                f"{', '.join(given)}: a shard's source_listing is already filtered; give filters to "
+                "FerryBulkPlanOperator"
+            )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the two prefixes, plus each object of the summary's rows (at most
@@ -202,7 +221,8 @@ class FerryBulkTransferOperator(FerryTransferOperator):
             )
             source_hook = self.open_hook(self.source, source_conn, options.connections)
             destination_hook = self.open_hook(self.destination, destination_conn, options.connections)
-            listing = parse_listing(_read(self.source_listing, source_conn)) if self.source_listing else None
+            listing_conn = self.listing_conn_id or source_conn
+            listing = parse_listing(_read(self.source_listing, listing_conn)) if self.source_listing else None
             summary = bulk_transfer(
                 source_hook,
                 destination_hook,
@@ -326,7 +346,7 @@ class FerryBulkPlanOperator(BaseOperator):
         )
         out = []
         for index, shard in enumerate(shards):
-            kwargs = {"source_listing": shard.listing}
+            kwargs = {"source_listing": shard.listing, "listing_conn_id": self.listing_conn_id or self.conn_id}
             if self.manifest_location:
                 kwargs["manifest"] = f"{self.manifest_location.rstrip('/')}/shard-{index:05d}.csv"
             out.append(kwargs)
@@ -401,7 +421,8 @@ class FerryManifestMergeOperator(BaseOperator):
                 summary = merge_manifests(self._texts(locations), out, fmt)
                 size = out.tell()
                 out.seek(0)
-                hook_for(self.destination, self.conn_id).put(self.destination, out, size=size, content_type="text/csv")
+                hook = hook_for(self.destination, self.conn_id)
+                hook.put(self.destination, out, size=size, content_type=content_type_of(fmt))
         summary["manifest"] = self.destination
         summary["shards"] = len(locations)
         self.log.info("%d shard manifest(s): %s", len(locations), summary)

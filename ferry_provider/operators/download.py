@@ -31,6 +31,7 @@ class FerryDownloadOperator(FerryTransferOperator):
     def __init__(self, *, file_mode: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.file_mode = file_mode
+        DownloadOptions(file_mode=file_mode)  # checked when the DAG is parsed
 
     def execute(self, context: Context) -> dict[str, Any]:
         def transfer() -> ManifestRow:

@@ -64,8 +64,9 @@ class FerryArtifactSensor(BaseSensorOperator):
     :param stable_checks: Consecutive checks over which every object's size and ETag must stay the
         same before it counts (>= 0, default 0: no wait). Kept across reschedules through the task
         state store.
-    :param marker: URL of an object that must exist before anything else is checked, such as
-        ``s3://bucket/drop/_SUCCESS`` (templated), read through ``conn_id``. Default ``None``.
+    :param marker: An object that must exist before anything else is checked (templated), read
+        through ``conn_id``: a URL such as ``s3://bucket/drop/_SUCCESS``, or a bare name such as
+        ``_SUCCESS`` for an object in the folder of ``url`` (up to its last ``/``). Default ``None``.
     :param wait_for_valid: When ``True``, a present but invalid object (wrong size, digest or
         manifest CRC32C) means "not yet" instead of failing the task. Default ``False``.
     :param deferrable: When ``True``, after one check on the worker the wait is handed to

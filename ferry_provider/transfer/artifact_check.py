@@ -68,16 +68,25 @@ class ArtifactCheck:
         return asdict(self)
 
     @property
+    def marker_url(self) -> str | None:
+        """A bare name (``_SUCCESS``) is a marker beside what ``url`` names, in the same folder
+        (the last ``/`` of ``url``); anything with a ``/`` is a URL or path of its own."""
+        if self.marker is None or "/" in self.marker:
+            return self.marker
+        return self.url[: self.url.rfind("/") + 1] + self.marker
+
+    @property
     def is_pattern(self) -> bool:
         return self.url.endswith("/") or any(c in self.url for c in GLOB_CHARS)
 
     def run(self, hook_for: HookFactory, previous: dict[str, Any] | None = None) -> CheckResult:
         hook = hook_for(self.url, self.conn_id)
         if self.marker:
+            marker = self.marker_url
             try:
-                hook_for(self.marker, self.conn_id).head(self.marker)
+                hook_for(marker, self.conn_id).head(marker)
             except NotFoundError:
-                return CheckResult(WAITING, f"marker {self.marker} is not there yet")
+                return CheckResult(WAITING, f"marker {marker} is not there yet")
         objects = self._objects(hook)
         if len(objects) < self.min_count:
             what = "matching objects" if self.is_pattern else "object"

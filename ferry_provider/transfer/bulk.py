@@ -74,6 +74,9 @@ class BulkOptions(TransferOptions):
             raise InvalidArgumentError(f"max_connections must be a whole number >= 1, got {self.max_connections!r}")
         if not isinstance(self.row_limit, int) or self.row_limit < 0:
             raise InvalidArgumentError(f"row_limit must be a whole number >= 0, got {self.row_limit!r}")
+        # Checked here, once, rather than failing every object of the prefix as an error row.
+        CopyOptions(server_side=self.server_side)
+        DownloadOptions(file_mode=self.file_mode)
         # Expectations describe one object; across a prefix they could only be wrong.
         if self.expected_digests or self.expected_size is not None:
             raise InvalidArgumentError("expected_digests and expected_size apply to single objects, not to a prefix")

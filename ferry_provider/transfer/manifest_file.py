@@ -184,7 +184,7 @@ class ManifestWriter:
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
-            self.remote.put(self.location, data, size=len(data), content_type=_content_type(self.fmt))
+            self.remote.put(self.location, data, size=len(data), content_type=content_type_of(self.fmt))
             os.unlink(self.path)
         finally:
             self._release()
@@ -195,5 +195,5 @@ class ManifestWriter:
             self._spool_lock = None
 
 
-def _content_type(fmt: str) -> str:
+def content_type_of(fmt: str) -> str:
     return "application/x-ndjson" if fmt == "jsonl" else "text/csv"
