@@ -14,6 +14,7 @@ import pytest
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException
 
+from ferry_provider.hooks.errors import InvalidArgumentError
 from ferry_provider.hooks.factory import hook_for
 from ferry_provider.hooks.gcs import FerryGCSHook
 from ferry_provider.hooks.s3 import FerryS3Hook
@@ -109,6 +110,8 @@ def test_sizes_markers_and_prefix_counts(store) -> None:
     result = check(prefix + "part-*.csv", conn, min_count=2, min_size=5).run(hook_for)
     assert result.state == OKAY and sorted(o["size"] for o in result.objects) == [10, 20]
     assert check(prefix, conn, min_count=3).run(hook_for).state == OKAY  # a prefix
+    with pytest.raises(InvalidArgumentError, match=r"min_count=2: .* names one object"):
+        check(prefix + "part-0.csv", conn, min_count=2)  # could never be met: refused, not waited out
     assert check(prefix + "part-0.csv", conn, expected_size=50).run(hook_for).state == WAITING  # still short
     assert check(prefix + "part-1.csv", conn, expected_size=5).run(hook_for).state == INVALID  # too big
     marker = check(prefix + "part-*.csv", conn, min_count=2, marker=prefix + "_SUCCESS")
@@ -174,7 +177,6 @@ def test_download_manifest_rows_gate_their_source(seaweedfs, tmp_path) -> None:
 
 def test_sha256_streaming_is_capped() -> None:
     c = ArtifactCheck(url="/etc/hostname", expected_digests={"sha256": "00"}, sha256_max_bytes=1)
-    from ferry_provider.hooks.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match="exceed sha256_max_bytes=1"):
         c.run(hook_for)

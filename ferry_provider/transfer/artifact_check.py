@@ -61,6 +61,10 @@ class ArtifactCheck:
             )
         if self.min_count < 1:
             raise InvalidArgumentError(f"min_count must be >= 1, got {self.min_count}")
+        if self.min_count > 1 and not self.is_pattern:
+            raise InvalidArgumentError(
+                f"min_count={self.min_count}: {self.url} names one object; count objects with a prefix or a glob"
+            )
         if self.stable_checks < 0:
             raise InvalidArgumentError(f"stable_checks must be >= 0, got {self.stable_checks}")
 
