@@ -44,6 +44,7 @@ from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
 from ferry_provider.transfer.pool import Stopped, run_parts
 from ferry_provider.transfer.progress import Progress
+from ferry_provider.transfer.range_progress import RangeProgress
 from ferry_provider.transfer.shared_fd import SharedFd
 from ferry_provider.transfer.verification import (
     Check,
@@ -460,15 +461,15 @@ class _Download:
         return {algorithm.name: crc_of(algorithm, plan.parts) for algorithm in self._crcs}
 
     def _fetch_part(self, fd: int, part: Part, checkpoint: Checkpoint, pin: ObjectInfo, progress: Progress) -> None:
-        state = self._fresh_state(part.start)
+        inside = None
         if self._md5_ends:  # the upload parts this range holds, each hashed from its first byte
             ends = self._md5_ends
             inside = ends[bisect.bisect_right(ends, part.start) : bisect.bisect_right(ends, part.end)]
-            state.update(md5=hashlib.md5(), md5s=[], md5_ends=inside)
+        state = RangeProgress.at(part.start, len(self._crcs), inside)
 
         def attempt() -> None:
             # A retry continues at the last byte written, with the digests of the bytes before it.
-            with throttle_watch(self._link), self.hook.open_range(self.src.raw, state["pos"], part.end, pin) as reader:
+            with throttle_watch(self._link), self.hook.open_range(self.src.raw, state.pos, part.end, pin) as reader:
                 self._copy(reader, fd, state, part.end, progress)
 
         self.opts.retry.run(
@@ -477,25 +478,21 @@ class _Download:
         if self._link is not None:
             self._link.observe(part.size, time.monotonic(), time.process_time())
         start_writeback(fd, part.start, part.size)
-        digests: dict[str, Any] = dict(zip(self._names(), state["crcs"], strict=True))
-        if "md5" in state:
-            digests["md5"] = state["md5s"]
+        digests: dict[str, Any] = dict(zip(self._names(), state.crcs, strict=True))
+        if state.hashes_md5:
+            digests["md5"] = state.md5s
         checkpoint.record(part.index, size=part.size, **digests)
-
-    def _fresh_state(self, pos: int) -> dict[str, Any]:
-        """Where a worker is in its range, and the CRCs of the bytes before it."""
-        return {"pos": pos, "crcs": [0] * len(self._crcs)}
 
     def _names(self) -> list[str]:
         return [algorithm.name for algorithm in self._crcs]
 
-    def _copy(self, reader: Any, fd: int, state: dict[str, Any], end: int | None, progress: Progress) -> None:
+    def _copy(self, reader: Any, fd: int, state: RangeProgress, end: int | None, progress: Progress) -> None:
         if self._reserved and end is not None:
             self._copy_mapped(reader, fd, state, end, progress)
             return
         buf = self._buffer()
-        while end is None or state["pos"] < end:
-            at = state["pos"]
+        while end is None or state.pos < end:
+            at = state.pos
             want = len(buf) if end is None else min(len(buf), end - at)
             n = self._take(reader, buf[:want], state, end, progress)
             if n == 0:  # the end of a stream of unknown length
@@ -504,10 +501,10 @@ class _Download:
             while written < n:
                 written += os.pwrite(fd, buf[written:n], at + written)
 
-    def _take(self, reader: Any, view: memoryview, state: dict[str, Any], end: int | None, progress: Progress) -> int:
+    def _take(self, reader: Any, view: memoryview, state: RangeProgress, end: int | None, progress: Progress) -> int:
         """Read once into ``view``, hash it and count it; 0 only at the end of an unsized stream.
 
-        An early end of a sized range is a TruncatedBodyError (retried from ``state["pos"]``)."""
+        An early end of a sized range is a TruncatedBodyError (retried from ``state.pos``)."""
         if self._stop.is_set():
             raise Stopped()
         n = reader.readinto(view)
@@ -515,32 +512,13 @@ class _Download:
             if end is None:
                 return 0
             raise TruncatedBodyError(
-                f"{self.row.source}: stream ended at byte {state['pos']}, expected {end}", url=self.row.source
+                f"{self.row.source}: stream ended at byte {state.pos}, expected {end}", url=self.row.source
             )
-        crcs = state["crcs"]
-        for i, algorithm in enumerate(self._crcs):
-            crcs[i] = algorithm.update(view[:n], crcs[i])
-        if "md5" in state:
-            self._feed_md5(state, view[:n])
-        state["pos"] += n
+        state.feed(self._crcs, view[:n])
         progress.add(n)
         return n
 
-    @staticmethod
-    def _feed_md5(state: dict[str, Any], chunk: memoryview) -> None:
-        """Hash ``chunk`` (at ``state["pos"]``) into the current upload part's MD5, starting the
-        next one at each upload part's end."""
-        at = state["pos"]
-        while chunk:
-            end = state["md5_ends"][len(state["md5s"])]
-            take = min(len(chunk), end - at)
-            state["md5"].update(chunk[:take])
-            at, chunk = at + take, chunk[take:]
-            if at == end:
-                state["md5s"].append(state["md5"].hexdigest())
-                state["md5"] = hashlib.md5()
-
-    def _copy_mapped(self, reader: Any, fd: int, state: dict[str, Any], end: int, progress: Progress) -> None:
+    def _copy_mapped(self, reader: Any, fd: int, state: RangeProgress, end: int, progress: Progress) -> None:
         """Read the socket straight into the temp file's pages through a small mmap window.
 
         This saves the pwrite copy, and the lock contention of several threads writing one file,
@@ -548,13 +526,13 @@ class _Download:
         posix_fallocate reserved the blocks: a write through a mapping into space a full disk
         cannot provide is a SIGBUS, not an error. Windows of ``buffer_size`` keep memory flat.
         """
-        while state["pos"] < end:
-            start = state["pos"] - state["pos"] % mmap.ALLOCATIONGRANULARITY
+        while state.pos < end:
+            start = state.pos - state.pos % mmap.ALLOCATIONGRANULARITY
             length = min(self.opts.buffer_size, end - start)
             mapped = mmap.mmap(fd, length, offset=start)
             view = memoryview(mapped)
             try:
-                at = state["pos"] - start
+                at = state.pos - start
                 while at < length:
                     at += self._take(reader, view[at:length], state, end, progress)
             finally:
@@ -570,28 +548,26 @@ class _Download:
             c.algorithm == "md5" and not c.per_part for c in self._selection.checks
         )
 
-        def fresh() -> dict[str, Any]:
-            state = self._fresh_state(0)
-            if whole_md5:
-                state.update(md5=hashlib.md5(), md5s=[], md5_ends=[pin.size])
-            return state
+        def fresh() -> RangeProgress:
+            return RangeProgress.at(0, len(self._crcs), [pin.size] if whole_md5 and pin.size is not None else None)
 
         state = fresh()
 
         def attempt() -> None:
-            if state["pos"]:  # no ranges to continue with: start again from zero
-                progress.add(-state["pos"])
-                state.update(fresh())
+            nonlocal state
+            if state.pos:  # no ranges to continue with: start again from zero
+                progress.add(-state.pos)
+                state = fresh()
             with self.hook.open_range(self.src.raw, 0, None, pin) as reader:
                 self._copy(reader, fd, state, pin.size if reader.length is None else reader.length, progress)
 
         self.opts.retry.run(attempt, what=f"{self.row.source}: download")
-        os.ftruncate(fd, state["pos"])
-        if whole_md5 and state["md5s"]:
-            self._whole_md5 = state["md5s"][0]
+        os.ftruncate(fd, state.pos)
+        if whole_md5 and state.md5s:
+            self._whole_md5 = state.md5s[0]
         elif whole_md5 and pin.size == 0:
             self._whole_md5 = hashlib.md5().hexdigest()
-        return dict(zip(self._names(), state["crcs"], strict=True))
+        return dict(zip(self._names(), state.crcs, strict=True))
 
     # -- validation and the final rename ----------------------------------------------------
     def _finish(

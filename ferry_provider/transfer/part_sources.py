@@ -19,7 +19,6 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ferry_provider.hooks.base import Body, ObjectInfo, PartInfo, RangeReader, StorageHook
 from ferry_provider.hooks.errors import SourceChangedError, TruncatedBodyError
@@ -28,6 +27,7 @@ from ferry_provider.transfer.file_slice import FileSlice
 from ferry_provider.transfer.ordered_digest import OrderedDigests
 from ferry_provider.transfer.plan import MiB, Part
 from ferry_provider.transfer.pool import Stopped
+from ferry_provider.transfer.range_progress import RangeProgress
 from ferry_provider.transfer.retry import RetryPolicy
 from ferry_provider.transfer.shared_fd import SharedFd
 from ferry_provider.transfer.sinks import ObjectSink
@@ -143,10 +143,10 @@ class RemoteParts(PartSource):
         self.ordered = ordered  # digests that need the bytes in order, fed as parts come in
         self._local = threading.local()
 
-    def _prepared(self, part: Part, view: memoryview, state: dict[str, Any], stop: threading.Event) -> PreparedPart:
+    def _prepared(self, part: Part, view: memoryview, state: RangeProgress, stop: threading.Event) -> PreparedPart:
         if self.ordered:
             self.ordered.feed(part.index, view, stop)
-        crcs = {algorithm.name: value for algorithm, value in zip(self.crcs, state["crcs"], strict=True)}
+        crcs = {algorithm.name: value for algorithm, value in zip(self.crcs, state.crcs, strict=True)}
         return PreparedPart(part, view, crcs)
 
     def _buffer(self, size: int) -> memoryview:
@@ -157,13 +157,13 @@ class RemoteParts(PartSource):
 
     def prepare(self, part: Part, stop: threading.Event) -> PreparedPart:
         view = self._buffer(part.size)
-        state: dict[str, Any] = {"pos": 0, "crcs": [0] * len(self.crcs)}
+        state = RangeProgress.at(0, len(self.crcs))  # positions within the part's buffer
 
         def attempt() -> None:
             # A retry continues at the last byte received, with the CRCs of the bytes before it.
-            if state["pos"] == part.size:
+            if state.pos == part.size:
                 return
-            with self.hook.open_range(self.url, part.start + state["pos"], part.end, self.pin) as reader:
+            with self.hook.open_range(self.url, part.start + state.pos, part.end, self.pin) as reader:
                 self._fill(reader, view, state, stop)
 
         self.retry.run(
@@ -171,19 +171,16 @@ class RemoteParts(PartSource):
         )
         return self._prepared(part, view, state, stop)
 
-    def _fill(self, reader: RangeReader, view: memoryview, state: dict[str, Any], stop: threading.Event) -> None:
-        while state["pos"] < len(view):
+    def _fill(self, reader: RangeReader, view: memoryview, state: RangeProgress, stop: threading.Event) -> None:
+        while state.pos < len(view):
             if stop.is_set():
                 raise Stopped()
-            at = state["pos"]
+            at = state.pos
             chunk = view[at : min(len(view), at + READ_CHUNK)]
             n = reader.readinto(chunk)
             if n == 0:
                 raise TruncatedBodyError(f"{self.url}: body ended early at part byte {at}", url=self.url)
-            crcs = state["crcs"]
-            for i, algorithm in enumerate(self.crcs):
-                crcs[i] = algorithm.update(chunk[:n], crcs[i])
-            state["pos"] = at + n
+            state.feed(self.crcs, chunk[:n])
 
 
 class StreamParts(RemoteParts):
@@ -195,17 +192,17 @@ class StreamParts(RemoteParts):
 
     def prepare(self, part: Part, stop: threading.Event) -> PreparedPart:
         view = self._buffer(part.size)
-        state: dict[str, Any] = {"pos": 0, "crcs": [0] * len(self.crcs)}
+        state = RangeProgress.at(0, len(self.crcs))
 
         def attempt() -> None:
-            if self._reader is None or self._at != part.start + state["pos"]:
+            if self._reader is None or self._at != part.start + state.pos:
                 self.close()
                 self._reader = self.hook.open_range(self.url, 0, None, self.pin)
-                self._skip(part.start + state["pos"], stop)
+                self._skip(part.start + state.pos, stop)
             try:
                 self._fill(self._reader, view, state, stop)
             finally:
-                self._at = part.start + state["pos"]
+                self._at = part.start + state.pos
 
         def attempt_or_reopen() -> None:
             try:
