@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from collections.abc import Iterator
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -42,7 +44,7 @@ def _policy(name: str, actions: list[str]) -> dict:
 
 IAM = {
     "sts": {
-        "tokenDuration": "1h",
+        "tokenDuration": "15s",  # sessions short enough to see them renewed
         "maxSessionLength": "12h",
         "issuer": "ferry-test-sts",
         "signingKey": base64.b64encode(b"ferry-tests-sts-signing-key-32b!").decode(),
@@ -105,21 +107,54 @@ def test_requests_are_signed_with_the_assumed_roles_keys(sts_store, stored, monk
     assert not hook.same_store(FerryS3Hook("ferry_sts_admin"))
 
 
-def test_role_keys_are_renewed_before_they_expire(sts_store, stored, monkeypatch) -> None:
-    """A 900 s session is already inside botocore's 15-minute renewal window: every request
-    renews, which shows a transfer outliving one session keeps working."""
+def test_role_keys_are_renewed_before_they_expire_and_not_before_each_request(sts_store, stored, monkeypatch) -> None:
+    """The store issues 15-second sessions: renewal comes at a third of the life left (botocore's
+    own 15 minutes would renew before every request), so a transfer outlives its sessions."""
     url, data = stored
-    conn = _conn(
-        monkeypatch,
-        "short_session",
-        sts_store,
-        {"role_arn": READER, "assume_role_kwargs": {"DurationSeconds": 900, "RoleSessionName": "ferry-short"}},
-    )
-    hook = FerryS3Hook(conn)
+    hook = FerryS3Hook(_conn(monkeypatch, "short_session", sts_store, {"role_arn": READER}))
     signer_keys = hook.native_client()._request_signer._credentials  # what botocore signs with
     first = signer_keys.get_frozen_credentials().access_key
+    for _ in range(5):
+        assert hook.read_bytes(url) == data
+    assert signer_keys.get_frozen_credentials().access_key == first  # 10 s left: no renewal yet
+    time.sleep(11)  # into the last third of the session
     assert hook.read_bytes(url) == data
     assert signer_keys.get_frozen_credentials().access_key != first
+
+
+def test_no_key_reaches_a_debug_log(sts_store, stored, monkeypatch, caplog) -> None:
+    """botocore logs AssumeRole's answer and request headers at DEBUG, urllib3 the presigned URLs."""
+    url, data = stored
+    hook = FerryS3Hook(_conn(monkeypatch, "debug_role", sts_store, {"role_arn": READER}))
+    with caplog.at_level("DEBUG"):
+        assert hook.read_bytes(url) == data
+        keys = hook.native_client()._request_signer._credentials.get_frozen_credentials()
+    assert "AssumeRole" in caplog.text and "Signature=***" in caplog.text  # the loggers did speak
+    for secret in (keys.secret_key, keys.token, sts_store.secret_key):
+        assert secret not in caplog.text
+
+
+def test_sts_refusing_the_connections_own_keys_names_the_reason(sts_store, stored, monkeypatch) -> None:
+    conn = json.loads(_aws(sts_store, {"role_arn": READER}))
+    conn["password"] = "not-the-secret-at-all"
+    monkeypatch.setenv("AIRFLOW_CONN_WRONG_SECRET", json.dumps(conn))
+    with pytest.raises(PermissionDeniedError, match=r"cannot assume arn:aws:iam::role/FerryReader: SignatureDoes"):
+        FerryS3Hook("wrong_secret").head(stored[0])
+
+
+def test_uri_form_connection_with_json_string_extras(sts_store, stored, monkeypatch) -> None:
+    url, data = stored
+    query = urlencode(
+        {
+            "role_arn": READER,
+            "assume_role_kwargs": json.dumps({"RoleSessionName": "from-uri"}),
+            "service_config": json.dumps({name: {"endpoint_url": sts_store.url} for name in ("sts", "s3")}),
+            "region_name": "us-east-1",
+        }
+    )
+    secret = quote(sts_store.secret_key, safe="")
+    monkeypatch.setenv("AIRFLOW_CONN_ROLE_URI", f"aws://{sts_store.access_key}:{secret}@/?{query}")
+    assert FerryS3Hook("role_uri").read_bytes(url) == data
 
 
 def test_a_role_sts_refuses_fails_at_once_naming_role_and_connection(sts_store, stored, monkeypatch) -> None:
@@ -145,6 +180,8 @@ def test_a_role_sts_refuses_fails_at_once_naming_role_and_connection(sts_store, 
         ({"role_arn": "FerryReader"}, "role_arn must be an IAM role ARN"),
         ({"external_id": "x"}, "extra external_id given without role_arn"),
         ({"config_kwargs": {"retries": {}}}, "extra config_kwargs not supported by Ferry"),
+        ({"service_config": "[1]"}, "extra service_config must be a JSON object"),
+        ({"role_arn": READER, "service_config": {"sts": {"endpoint_url": "not a url"}}}, "STS endpoint .*not a url"),
     ],
 )
 def test_bad_role_settings_are_refused_by_name(sts_store, stored, monkeypatch, extra: dict, message: str) -> None:

@@ -931,3 +931,86 @@ def test_an_upload_to_a_new_prefix_lists_the_destination_once_instead_of_a_looku
     again, requests = run()
     assert dict(again.counts) == {"skip": 12}
     assert requests == {"LIST": 1, "HEAD": 12}
+
+
+def test_keys_that_differ_by_a_trailing_question_mark_or_hash_stay_apart(s3, tmp_path, state_dir) -> None:
+    files = {"x": b"AAAA", "x?": b"BBBBBBBB", "h": b"C", "h#": b"DD", "a?b#": b"EEE"}
+    for name, data in files.items():
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / name).write_bytes(data)
+    up = f"s3://{BUCKET}/{unique_prefix()}"
+    summary, _ = run_bulk(FerryLocalHook(), s3, f"{tmp_path}/src/", up, state_dir)
+    assert dict(summary.counts) == {"OK": 5}
+    assert_holds(s3, up, files)
+    down = tmp_path / "down"
+    summary, _ = run_bulk(s3, FerryLocalHook(), up, f"{down}/", state_dir)
+    assert dict(summary.counts) == {"OK": 5}
+    assert {p.name: p.read_bytes() for p in down.iterdir()} == files
+    again, _ = run_bulk(FerryLocalHook(), s3, f"{tmp_path}/src/", up, state_dir)
+    assert dict(again.counts) == {"skip": 5}
+
+
+@pytest.mark.parametrize("kind", ["upload", "server-side copy"])
+def test_no_clobber_keeps_an_object_that_appears_after_the_destination_listing(
+    s3, tmp_path, state_dir, kind: str
+) -> None:
+    """The listing said 'absent', then another writer put the object: the conditional write is
+    refused, and that is no_clobber's skip, not an error."""
+    files = {"a.bin": b"a" * 100, "b.bin": b"b" * 100, "c.bin": os.urandom(11 * MiB)}  # c: multipart
+    base = f"s3://{BUCKET}/{unique_prefix()}"
+    if kind == "upload":
+        for name, data in files.items():
+            (tmp_path / "src").mkdir(exist_ok=True)
+            (tmp_path / "src" / name).write_bytes(data)
+        src_hook, source = FerryLocalHook(), f"{tmp_path}/src/"
+    else:
+        src_hook, source = s3, base + "src/"
+        for name, data in files.items():
+            s3.put(source + name, data, crc32c=crc32c_hex(data))
+    destination = base + "dst/"
+    intruders = {"b.bin": b"theirs", "c.bin": b"theirs too"}
+
+    def intrude(row: ManifestRow) -> None:  # rows arrive in listing order at concurrency 1
+        if row.destination.endswith("a.bin"):
+            for name, data in intruders.items():
+                s3.put(destination + name, data)
+
+    rows: list[ManifestRow] = []
+
+    def record(row: ManifestRow) -> None:
+        rows.append(row)
+        intrude(row)
+
+    opts = options(state_dir, no_clobber=True, concurrency=1, part_size=5 * MiB)
+    summary = bulk_transfer(src_hook, s3, source, destination, opts, on_row=record)
+    verb = "upload" if kind == "upload" else "copy"
+    assert {r.destination.rsplit("/", 1)[1]: (r.result, r.description) for r in rows} == {
+        "a.bin": ("OK", rows[0].description),
+        "b.bin": ("skip", f"the destination appeared during the {verb} (no_clobber); left as it was"),
+        "c.bin": ("skip", f"the destination appeared during the {verb} (no_clobber); left as it was"),
+    }
+    assert summary.errors == 0
+    assert_holds(s3, destination, {"a.bin": files["a.bin"], **intruders})
+    assert list(s3.list_multipart_uploads(destination)) == []  # c's parts were not left behind
+
+
+def test_sync_delete_keeps_its_own_manifest_under_the_destination(seaweedfs, s3, tmp_path, state_dir) -> None:
+    prefix = unique_prefix()
+    src, dst = f"s3://{BUCKET}/{prefix}src/", f"s3://{BUCKET}/{prefix}dst/"
+    seed_all(s3, src, {"a.txt": b"a", "b.txt": b"b"})
+    seed_all(s3, dst, {"stale.txt": b"s"})
+    manifest = dst + "_manifest.jsonl"
+    args = ("sync", src, dst, "--delete", "--manifest", manifest, "--state-dir", state_dir, "-q")
+    dry = ferry(seaweedfs, *args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert [line for line in dry.stdout.splitlines() if "delete" in line] == [
+        f"would delete {dst}stale.txt (not at the source)"
+    ]
+    first = ferry(seaweedfs, *args)
+    assert first.returncode == 0, first.stderr
+    assert "1 deleted at the destination" in first.stdout + first.stderr
+    assert sorted(o.url for o in s3.list(dst)) == [dst + "_manifest.jsonl", dst + "a.txt", dst + "b.txt"]
+    again = ferry(seaweedfs, *args)  # the manifest is still there, so the rerun does no work
+    assert again.returncode == 0, again.stderr
+    said = again.stdout + again.stderr
+    assert "2 already done" in said and "deleted" not in said, said

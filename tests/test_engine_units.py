@@ -358,3 +358,16 @@ def test_whole_part_ranges_group_upload_parts_up_to_the_part_size() -> None:
         (60, 60 * MiB + 1),
     ]
     assert [p.index for p in plan.parts] == list(range(5))
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [("s3://bkt/p/x?", "p/x?"), ("gs://bkt/p/h#", "p/h#"), ("s3://bkt/a?b#", "a?b#"), ("s3://bkt/a?b#c/d", "a?b#c/d")],
+)
+def test_question_marks_and_hashes_belong_to_the_key(url: str, key: str) -> None:
+    """urlsplit drops an empty query or fragment: 'x?' named the object 'x' (and overwrote it)."""
+    from ferry_provider.hooks.url import parse_url
+
+    parsed = parse_url(url)
+    assert (parsed.bucket, parsed.key) == ("bkt", key)
+    assert parse_url(parsed.sibling(parsed.key)).key == key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -21,3 +22,21 @@ def as_bool(value: Any, default: bool) -> bool:
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def extra_dict(extra: dict[str, Any], name: str, origin: str) -> dict[str, Any]:
+    """A JSON-object extra such as ``service_config`` ({} when absent); URI-form connections
+    carry it as a JSON string."""
+    value = extra_value(extra, name)
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        from ferry_provider.hooks.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"{origin}: extra {name} must be a JSON object")
+    return value

@@ -8,9 +8,10 @@ requests, and every client built from the session signs with the new keys.
 
 from __future__ import annotations
 
-import json
 import re
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -19,10 +20,14 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 
-from ferry_provider.hooks.connection import extra_value
+from ferry_provider.hooks.connection import extra_dict, extra_value
 from ferry_provider.hooks.errors import InvalidArgumentError, PermissionDeniedError, TransientError
+from ferry_provider.hooks.log_redaction import install
 
 ASSUME_ROLE = "assume_role"
+ADVISORY_RENEWAL = 15 * 60.0  # botocore's defaults, for sessions of 45 minutes or more
+MANDATORY_RENEWAL = 10 * 60.0
+RENEWAL_PAUSE = 30.0  # seconds STS is left alone after a failed renewal
 # STS rejects other characters in RoleSessionName and names longer than 64.
 _SESSION_NAME_REFUSED = re.compile(r"[^\w+=,.@-]")
 _STS_INVALID = {"ValidationError", "InvalidParameterValue", "MissingParameter", "MalformedPolicyDocument"}
@@ -51,7 +56,7 @@ def role_settings(
     """
     role_arn = extra_value(extra, "role_arn")
     method = extra_value(extra, "assume_role_method")
-    parameters = _kwargs(extra_value(extra, "assume_role_kwargs"), origin)
+    parameters = dict(extra_dict(extra, "assume_role_kwargs", origin))
     external_id = extra_value(extra, "external_id")
     if role_arn is None:
         named = {"assume_role_method": method, "assume_role_kwargs": parameters or None, "external_id": external_id}
@@ -74,8 +79,7 @@ def role_settings(
             raise InvalidArgumentError(f"{origin}: extra external_id and assume_role_kwargs.ExternalId differ")
         parameters["ExternalId"] = str(external_id)
     parameters.setdefault("RoleSessionName", session_name(conn_id))
-    sts_config = extra_value(extra, "service_config") or {}
-    sts_config = sts_config.get("sts") or {} if isinstance(sts_config, dict) else {}
+    sts_config = extra_dict(extra_dict(extra, "service_config", origin), "sts", origin)
     return RoleSettings(
         role_arn=role_arn,
         parameters=parameters,
@@ -96,30 +100,60 @@ def assumed_role_session(
 
     The first AssumeRole happens here, so a role that cannot be assumed fails the first request
     with the reason rather than somewhere inside a transfer."""
-    sts = base.client(
-        "sts",
-        endpoint_url=settings.sts_endpoint,
-        region_name=settings.sts_region,
-        config=Config(
-            connect_timeout=timeouts[0], read_timeout=timeouts[1], retries={"mode": "standard", "total_max_attempts": 3}
-        ),
+    try:
+        sts = base.client(
+            "sts",
+            endpoint_url=settings.sts_endpoint,
+            region_name=settings.sts_region,
+            # One attempt: the request that needs the keys is retried by Ferry's own policy.
+            config=Config(connect_timeout=timeouts[0], read_timeout=timeouts[1], retries={"total_max_attempts": 1}),
+        )
+    except ValueError as exc:  # botocore's "Invalid endpoint"
+        where = "service_config.sts.endpoint_url or endpoint_url"
+        raise InvalidArgumentError(f"{origin}: STS endpoint ({where}): {exc}") from None
+    renewal = _Renewal(sts, settings, origin)
+    first = renewal.fetch()
+    lifetime = (renewal.expires - datetime.now(UTC)).total_seconds()
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata=first,
+        refresh_using=renewal.fetch,
+        method="sts-assume-role",
+        # botocore renews at 15 minutes left (and blocks at 10): a 15-minute session would then
+        # call STS before every request. Shorter sessions renew at a third of their life.
+        advisory_timeout=min(ADVISORY_RENEWAL, lifetime / 3),
+        mandatory_timeout=min(MANDATORY_RENEWAL, lifetime / 6),
     )
+    core = botocore.session.Session()
+    core.register_component("credential_provider", CredentialResolver([_Given(credentials)]))
+    return boto3.session.Session(botocore_session=core, region_name=base.region_name)
 
-    def fetch() -> dict[str, str]:
+
+class _Renewal:
+    """AssumeRole, with a pause after a failure: while the keys in hand are still good, botocore
+    asks again before every request, and an STS that has stopped answering would make each one
+    wait out its timeout."""
+
+    def __init__(self, sts: Any, settings: RoleSettings, origin: str) -> None:
+        self.sts = sts
+        self.settings = settings
+        self.origin = origin
+        self._failed_at: float | None = None
+        self._failure = ""
+        self.expires = datetime.now(UTC)  # of the keys last fetched
+
+    def fetch(self) -> dict[str, str]:
+        role = self.settings.role_arn
+        if self._failed_at is not None and time.monotonic() - self._failed_at < RENEWAL_PAUSE:
+            raise TransientError(f"{self.origin}: renewing the keys of {role} failed moments ago: {self._failure}")
         try:
-            answer = sts.assume_role(RoleArn=settings.role_arn, **settings.parameters)
-        except bex.ClientError as exc:
-            raise _sts_error(exc, settings.role_arn, origin) from None
-        except bex.ParamValidationError as exc:
-            raise InvalidArgumentError(f"{origin}: extra assume_role_kwargs: {exc}") from None
-        except (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError) as exc:
-            raise TransientError(f"{origin}: cannot reach STS to assume {settings.role_arn}: {exc}") from None
-        except bex.NoCredentialsError:
-            raise PermissionDeniedError(
-                f"{origin}: no credentials to assume {settings.role_arn} with (login/password, profile, "
-                "or boto3's chain)"
-            ) from None
+            answer = self._assume()
+        except TransientError as exc:
+            self._failed_at, self._failure = time.monotonic(), str(exc)
+            raise
+        self._failed_at = None
         keys = answer["Credentials"]
+        install().remember(keys["SecretAccessKey"], keys["SessionToken"])
+        self.expires = keys["Expiration"]
         return {
             "access_key": keys["AccessKeyId"],
             "secret_key": keys["SecretAccessKey"],
@@ -127,12 +161,20 @@ def assumed_role_session(
             "expiry_time": keys["Expiration"].isoformat(),
         }
 
-    credentials = RefreshableCredentials.create_from_metadata(
-        metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
-    )
-    core = botocore.session.Session()
-    core.register_component("credential_provider", CredentialResolver([_Given(credentials)]))
-    return boto3.session.Session(botocore_session=core, region_name=base.region_name)
+    def _assume(self) -> dict[str, Any]:
+        role, origin = self.settings.role_arn, self.origin
+        try:
+            return self.sts.assume_role(RoleArn=role, **self.settings.parameters)
+        except bex.ClientError as exc:
+            raise _sts_error(exc, role, origin) from None
+        except bex.ParamValidationError as exc:
+            raise InvalidArgumentError(f"{origin}: extra assume_role_kwargs: {exc}") from None
+        except (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError) as exc:
+            raise TransientError(f"{origin}: cannot reach STS to assume {role}: {exc}") from None
+        except bex.NoCredentialsError:
+            raise PermissionDeniedError(
+                f"{origin}: no credentials to assume {role} with (login/password, profile, or boto3's chain)"
+            ) from None
 
 
 class _Given(CredentialProvider):
@@ -149,24 +191,12 @@ class _Given(CredentialProvider):
         return self._credentials
 
 
-def _kwargs(value: Any, origin: str) -> dict[str, Any]:
-    """assume_role_kwargs as a dict (URI-form connections carry it as a JSON string)."""
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            value = None
-    if not isinstance(value, dict):
-        raise InvalidArgumentError(f"{origin}: extra assume_role_kwargs must be a JSON object")
-    return dict(value)
-
-
 def _sts_error(exc: bex.ClientError, role_arn: str, origin: str) -> Exception:
-    err = exc.response.get("Error", {})
-    code = str(err.get("Code", ""))
-    text = f"{origin}: cannot assume {role_arn}: {code}: {err.get('Message') or code}"
+    # Some stores answer STS with an S3-style <Error>, which botocore leaves at the top level.
+    err = exc.response.get("Error") or exc.response
+    code = str(err.get("Code") or "")
+    message = err.get("Message") or code or str(exc)
+    text = f"{origin}: cannot assume {role_arn}: {code or 'refused'}: {message}"
     if code in _STS_INVALID:
         return InvalidArgumentError(text)
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -28,7 +28,7 @@ from ferry_provider.hooks.base import (
     check_content_range,
     check_range_args,
 )
-from ferry_provider.hooks.connection import as_bool, extra_value
+from ferry_provider.hooks.connection import as_bool, extra_dict, extra_value
 from ferry_provider.hooks.digests import b64_to_hex, etag_md5, etag_multipart_md5, etag_part_count, hex_to_b64
 from ferry_provider.hooks.errors import (
     FerryError,
@@ -41,6 +41,7 @@ from ferry_provider.hooks.errors import (
     TransientError,
 )
 from ferry_provider.hooks.http_session import socket_stream
+from ferry_provider.hooks.log_redaction import install as install_log_redaction
 from ferry_provider.hooks.s3_assume_role import assumed_role_session, role_settings
 from ferry_provider.hooks.url import ObjectURL
 
@@ -95,7 +96,6 @@ class S3Store(StorageHook):
         self.max_connections = max_connections
         self._client: Any = None
         self._role_arn: str | None = None
-        self._presigned_refused = False
         self._lock = threading.Lock()
 
     # -- client -----------------------------------------------------------------------------
@@ -113,7 +113,8 @@ class S3Store(StorageHook):
         extra = conn.extra_dejson if conn else {}
         self._refuse_unsupported(extra)
         # The Amazon provider's per-service settings: service_config.s3 wins over the top level.
-        s3_config = (extra_value(extra, "service_config") or {}).get("s3") or {}
+        origin = self.credentials_origin()
+        s3_config = extra_dict(extra_dict(extra, "service_config", origin), "s3", origin)
         # The top-level endpoint serves every service (STS too), as in the Amazon provider.
         shared_endpoint = extra_value(extra, "endpoint_url") or (
             conn.host if conn and conn.host and "://" in conn.host else None
@@ -122,10 +123,13 @@ class S3Store(StorageHook):
         # boto3 reads these itself; they matter here only for the addressing-style default.
         custom_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         region = extra_value(s3_config, "region_name") or extra_value(extra, "region_name")
+        secret = (conn.password if conn else None) or extra_value(extra, "aws_secret_access_key")
+        token = extra_value(extra, "aws_session_token")
+        install_log_redaction().remember(secret, token)
         session = self._session(
             aws_access_key_id=(conn.login if conn else None) or extra_value(extra, "aws_access_key_id"),
-            aws_secret_access_key=(conn.password if conn else None) or extra_value(extra, "aws_secret_access_key"),
-            aws_session_token=extra_value(extra, "aws_session_token"),
+            aws_secret_access_key=secret,
+            aws_session_token=token,
             region_name=region,
             profile_name=extra_value(extra, "profile_name"),
         )
@@ -147,6 +151,9 @@ class S3Store(StorageHook):
             # Ferry computes and checks CRC32C itself; asking botocore to do it again costs CPU and
             # breaks S3-compatible stores that reject the trailing checksums (boto3#4400).
             request_checksum_calculation="when_required",
+            # SigV4 for presigned URLs too (botocore may presign with SigV2, which stores refuse
+            # with temporary keys and AWS's newer regions refuse outright).
+            signature_version="s3v4",
             response_checksum_validation="when_required",
         )
         try:
@@ -165,10 +172,6 @@ class S3Store(StorageHook):
 
     def native_client(self) -> Any:
         return self.client
-
-    def _signs_with_session_token(self) -> bool:
-        credentials = self.client._request_signer._credentials  # boto3 has no public accessor
-        return credentials is not None and bool(credentials.get_frozen_credentials().token)
 
     def store_identity(self) -> tuple[str, ...] | None:
         """The endpoint and the access key id (not the secret)."""
@@ -364,9 +367,7 @@ class S3Store(StorageHook):
             if pin.version:
                 kwargs["VersionId"] = pin.version
         if self._lean_reads():
-            lean = self._lean_range(u, dict(kwargs), start, end, pin)
-            if lean is not None:
-                return lean
+            return self._lean_range(u, kwargs, start, end, pin)
         with self._errors(u.raw, pinned=pin is not None):
             resp = self.client.get_object(**kwargs)
         raw = resp["Body"]._raw_stream  # urllib3 response: readinto straight from the socket
@@ -380,18 +381,14 @@ class S3Store(StorageHook):
         proxy, which botocore handles and a bare pool would not."""
         self.client  # noqa: B018 - builds the client, and with it the read pool
         proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
-        return not (proxied or self._presigned_refused)
+        return not proxied
 
     def _lean_range(
         self, u: ObjectURL, params: dict[str, Any], start: int, end: int | None, pin: ObjectInfo | None
-    ) -> RangeReader | None:
+    ) -> RangeReader:
         """GetObject as a presigned URL (botocore still resolves the endpoint, addressing style,
         region and credentials, and signs) sent on a plain urllib3 pool; errors are mapped as
-        botocore's would be. Range and If-Match travel as headers, which a presigned URL allows.
-
-        None when the store refuses presigned URLs signed with temporary keys (SeaweedFS 4.48
-        answers InvalidAccessKeyId to an assumed role's, while it takes the same keys in headers):
-        this store's reads then go through botocore."""
+        botocore's would be. Range and If-Match travel as headers, which a presigned URL allows."""
         headers = {
             name: params.pop(key) for key, name in (("Range", "Range"), ("IfMatch", "If-Match")) if key in params
         }
@@ -406,10 +403,6 @@ class S3Store(StorageHook):
             body = resp.data[:4096].decode(errors="replace")
             resp.release_conn()
             error = {"Code": _xml_field(body, "Code") or str(resp.status), "Message": _xml_field(body, "Message")}
-            if error["Code"] == "InvalidAccessKeyId" and self._signs_with_session_token():
-                log.info("%s: presigned reads refused with temporary keys; reading through botocore", u.raw)
-                self._presigned_refused = True
-                return None
             meta = {"HTTPStatusCode": resp.status, "HTTPHeaders": {k.lower(): v for k, v in resp.headers.items()}}
             raise self._map_client_error(
                 bex.ClientError({"Error": error, "ResponseMetadata": meta}, "GetObject"), u.raw, pin is not None

@@ -113,7 +113,10 @@ def parse_url(url: str | os.PathLike[str]) -> ObjectURL:
         if not parts.hostname:
             raise InvalidArgumentError(f"URL {redact(text)!r} has no host", url=redact(text))
         return ObjectURL(scheme, "", parts.path or "/", text)
-    bucket = parts.netloc
+    # The bucket and key are cut from the text itself: urlsplit drops an empty query or fragment,
+    # so the key 'x?' would name the object 'x'. Every '?' and '#' belongs to the key.
+    after = text[len(parts.scheme) + 3 :]
+    bucket, _, key = after.partition("/")
     if not bucket:
         raise InvalidArgumentError(f"URL {text!r} has no bucket: expected {scheme}://BUCKET/KEY", url=text)
     if not _BUCKET_RE.match(bucket):
@@ -122,10 +125,6 @@ def parse_url(url: str | os.PathLike[str]) -> ObjectURL:
             "(3-222 characters: lower-case letters, digits, '.', '-', '_')",
             url=text,
         )
-    key = parts.path[1:] if parts.path.startswith("/") else parts.path
-    if parts.query or parts.fragment:
-        # '?' and '#' are legal in keys; keep them rather than silently dropping them.
-        key += ("?" + parts.query if parts.query else "") + ("#" + parts.fragment if parts.fragment else "")
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise InvalidArgumentError(f"URL {text[:80]!r}...: key longer than {MAX_KEY_BYTES} bytes", url=text)
     if "\r" in key or "\n" in key:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ferry_provider.hooks.base import ObjectInfo, StorageHook
 from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, NotFoundError
-from ferry_provider.hooks.url import ObjectURL, redact
+from ferry_provider.hooks.url import ObjectURL, parse_url, redact
 from ferry_provider.transfer.copy import CopyOptions, copy
 from ferry_provider.transfer.download import DownloadOptions, download
 from ferry_provider.transfer.interrupt import Interrupted
@@ -313,9 +313,11 @@ class _Bulk:
             yield item
 
     def extraneous(self) -> Iterator[Listed]:
-        """Destination objects (as the filter admits them) whose key the source did not list."""
+        """Destination objects (as the filter admits them) whose key the source did not list;
+        never this run's own manifest, when it is kept under the destination."""
+        manifest = _location(self.opts.manifest) if self.opts.manifest else None
         for item in list_prefix(self.dst_hook, self.dst, self.opts.only):
-            if row_key(item.relative, "") not in self.source_keys:
+            if row_key(item.relative, "") not in self.source_keys and _location(item.info.url) != manifest:
                 yield item
 
     def delete_extraneous(self) -> int:
@@ -381,14 +383,15 @@ class _Bulk:
         try:
             source, destination = self._ends(item)
             assert destination is not None
-            skip = self._size_only_skip(item, destination)
+            absent = self.destination_keys is not None and row_key(item.relative, "") not in self.destination_keys
+            skip = None if absent else self._size_only_skip(item, destination)
             if skip is not None:
                 return skip
             size = item.info.size or 0
             wanted = 1 if size <= SMALL_OBJECT else self.opts.parallelism
             granted = self.budget.take(wanted)
             try:
-                return self._transfer(item, destination, granted)
+                return self._transfer(item, destination, granted, absent)
             finally:
                 self.budget.give_back(granted)
         except TransferError as exc:
@@ -397,14 +400,13 @@ class _Bulk:
             row = ManifestRow(source=source, destination=destination or "", start=now(), source_size=item.info.size)
             return row.finish(ERROR, str(exc))
 
-    def _transfer(self, item: Listed, destination: str, parallelism: int) -> ManifestRow:
+    def _transfer(self, item: Listed, destination: str, parallelism: int, absent: bool) -> ManifestRow:
         common = {**self._common, "parallelism": parallelism, "adaptive": False}  # the budget decides
         info = item.info
         if self.kind == "download":
             small = info.size is not None and info.size <= SMALL_OBJECT and info.pinnable
             fetch = DownloadOptions(**common, file_mode=self.opts.file_mode)
             return download(self.src_hook, info.url, destination, fetch, listed=info if small else None, exact=True)
-        absent = self.destination_keys is not None and row_key(item.relative, "") not in self.destination_keys
         if self.kind == "upload":
             return upload(self.dst_hook, info.url, destination, UploadOptions(**common), known_absent=absent)
         duplicate = CopyOptions(**common, server_side=self.opts.server_side)
@@ -425,6 +427,11 @@ class _Bulk:
             return None
         row = ManifestRow(source=redact(item.info.url), destination=destination, start=now(), source_size=existing)
         return row.finish(SKIP, "destination has the same size (size_only); digests not compared")
+
+
+def _location(url: str) -> tuple[str, str, str]:
+    parsed = parse_url(url)
+    return parsed.scheme, parsed.bucket, parsed.key
 
 
 def _overlap(a: ObjectURL, b: ObjectURL) -> bool:
@@ -483,7 +490,12 @@ def plan_sync(
         else:
             plan.transfers.append((source_url, target, "differs"))
     if delete:
-        plan.deletes = [redact(info.url) for relative, info in existing.items() if relative not in seen]
+        manifest = _location(options.manifest) if options.manifest else None
+        plan.deletes = [
+            redact(info.url)
+            for relative, info in existing.items()
+            if relative not in seen and _location(info.url) != manifest
+        ]
     return plan
 
 

@@ -31,6 +31,7 @@ from ferry_provider.hooks.errors import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    PreconditionFailedError,
     RangeNotSupportedError,
     SourceChangedError,
 )
@@ -39,7 +40,7 @@ from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.interrupt import deferred_signals
 from ferry_provider.transfer.link_controller import link_controller_for
-from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
+from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, no_clobber_skip, now, run_for_row
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.ordered_digest import OrderedDigests
 from ferry_provider.transfer.part_sources import PartSource, RemoteParts, ServerSideParts, StreamParts
@@ -157,6 +158,15 @@ class _Copy:
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
+        try:
+            return self._run_restarting()
+        except PreconditionFailedError as exc:
+            skip = no_clobber_skip(self.row, exc, self.opts.no_clobber, "copy")
+            if skip is None:
+                raise
+            return skip
+
+    def _run_restarting(self) -> ManifestRow:
         try:
             return self._run()
         except SourceChangedError:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from ferry_provider.hooks.errors import FerryError
+from ferry_provider.hooks.errors import FerryError, PreconditionFailedError, SourceChangedError
 from ferry_provider.transfer.interrupt import Interrupted
 
+log = logging.getLogger("ferry_provider.transfer")
 OK, SKIP, ERROR = "OK", "skip", "error"
 
 
@@ -47,6 +49,15 @@ class TransferError(FerryError):
         super().__init__(message, url=row.source)
         self.row = row
         self.cause = cause
+
+
+def no_clobber_skip(row: ManifestRow, exc: BaseException, no_clobber: bool, what: str) -> ManifestRow | None:
+    """The ``skip`` row when ``exc`` is a conditional write refused because the destination
+    appeared after it was looked up (or listed), which is what no_clobber asked for; else None."""
+    if no_clobber and isinstance(exc, PreconditionFailedError) and not isinstance(exc, SourceChangedError):
+        log.info("%s: the destination appeared during the %s (no_clobber); left as it was", row.destination, what)
+        return row.finish(SKIP, f"the destination appeared during the {what} (no_clobber); left as it was")
+    return None
 
 
 def run_for_row(row: ManifestRow, transfer: Callable[[], ManifestRow], blame: str) -> ManifestRow:

@@ -25,6 +25,7 @@ from ferry_provider.hooks.errors import (
     FerryError,
     InvalidArgumentError,
     NotFoundError,
+    PreconditionFailedError,
     SourceChangedError,
 )
 from ferry_provider.hooks.url import local_path
@@ -32,7 +33,7 @@ from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.file_slice import FileSlice
 from ferry_provider.transfer.link_controller import link_controller_for
-from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
+from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, no_clobber_skip, now, run_for_row
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.part_sources import FileParts
 from ferry_provider.transfer.parted_write import PartedWrite
@@ -123,6 +124,15 @@ class _Upload:
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
+        try:
+            return self._run_restarting()
+        except PreconditionFailedError as exc:
+            skip = no_clobber_skip(self.row, exc, self.opts.no_clobber, "upload")
+            if skip is None:
+                raise
+            return skip
+
+    def _run_restarting(self) -> ManifestRow:
         try:
             return self._run_once()
         except SourceChangedError:
