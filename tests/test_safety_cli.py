@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from ferry_provider.hooks.http import FerryHTTPHook
 from ferry_provider.hooks.s3 import FerryS3Hook
 from ferry_provider.transfer.checkpoint import Checkpoint
 from tests.conftest import PROXY_BUCKET, S3_CONN, make_s3_bucket, put_object
@@ -484,3 +485,39 @@ def test_a_reader_that_goes_away_does_not_fail_a_finished_download(small_object,
     done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120)
     assert "rc=0" in done.stdout, done.stderr
     assert (tmp_path / "out").read_bytes() == b"0123456789"
+
+
+def test_connection_headers_do_not_follow_a_redirect_to_another_host(monkeypatch) -> None:
+    """requests drops Authorization when a redirect leaves the host; an API key given as a
+    connection header is a credential too."""
+    seen: list[dict[str, str]] = []
+
+    class Target(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http_server(Target) as target:
+        other_host = target.replace("127.0.0.1", "localhost")
+
+        class Redirect(Target):
+            def do_GET(self) -> None:
+                self.send_response(302)
+                self.send_header("Location", f"{other_host}/f")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        with http_server(Redirect) as start:
+            conn = {"conn_type": "ferry_http", "host": "127.0.0.1", "password": "tok"}
+            conn["extra"] = {"auth_type": "bearer", "headers": {"X-Api-Key": "key-sentinel"}}
+            monkeypatch.setenv("AIRFLOW_CONN_KEYED", json.dumps(conn))
+            assert FerryHTTPHook("keyed").read_bytes(f"{start}/f") == b"ok"
+    assert len(seen) == 1
+    sent = {k.lower(): v for k, v in seen[0].items()}
+    assert "x-api-key" not in sent and "authorization" not in sent, sent

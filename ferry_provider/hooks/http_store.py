@@ -40,6 +40,19 @@ from ferry_provider.hooks.url import redact
 _HEAD_REFUSED = frozenset({403, 405, 501})
 
 
+class _HostBoundSession(requests.Session):
+    """requests drops Authorization when a redirect leaves the host; the connection's own
+    headers (an API key in ``headers``) are credentials too and are dropped the same way."""
+
+    bound_headers: set[str] = set()
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if self.bound_headers and self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in self.bound_headers:
+                prepared_request.headers.pop(name, None)
+
+
 class HTTPStore(StorageHook):
     """Read objects from HTTP(S) servers, in parallel ranges where the server allows it.
 
@@ -71,7 +84,7 @@ class HTTPStore(StorageHook):
 
     def _make_session(self) -> requests.Session:
         conn = self.connection()
-        session = requests.Session()
+        session = _HostBoundSession()
         session.headers["User-Agent"] = "ferry-provider"
         # Bytes as stored: a transparently decompressed body would not match sizes or digests.
         session.headers["Accept-Encoding"] = "identity"
@@ -83,6 +96,7 @@ class HTTPStore(StorageHook):
             elif conn.login:
                 self._auth = (conn.login, conn.password or "")
             self._auth_headers.update({str(k): str(v) for k, v in (extra_value(extra, "headers") or {}).items()})
+            session.bound_headers = set(self._auth_headers)
             proxy = extra_value(extra, "proxy")
             if proxy:
                 session.proxies = {"http": proxy, "https": proxy}
