@@ -371,3 +371,29 @@ def test_question_marks_and_hashes_belong_to_the_key(url: str, key: str) -> None
     parsed = parse_url(url)
     assert (parsed.bucket, parsed.key) == ("bkt", key)
     assert parse_url(parsed.sibling(parsed.key)).key == key
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [("file:///d/b?versionId=x", "/d/b?versionId=x"), ("file://localhost/d/k#", "/d/k#"), ("file:///d/p%41", "/d/pA")],
+)
+def test_file_urls_keep_question_marks_and_hashes(url: str, path: str) -> None:
+    from ferry_provider.hooks.url import parse_url
+
+    assert parse_url(url).key == path
+
+
+def test_debug_log_lines_lose_their_credentials() -> None:
+    from ferry_provider.hooks.log_redaction import CredentialRedactor
+
+    redactor = CredentialRedactor()
+    redactor.remember("S3cr3tValue/+x")
+    lines = {
+        "<SecretAccessKey>abc/DEF+g</SecretAccessKey><SessionToken>tok==</SessionToken>": "abc/DEF+g",
+        "GET /b/k?X-Amz-Signature=0a1b2c&X-Amz-Security-Token=IQoJ%2Bz HTTP/1.1": "IQoJ",
+        "{'X-Amz-Security-Token': b'IQoJb3JpZ2lu', 'Authorization': b'AWS4 Signature=ffee00'}": "IQoJb3",
+        "Signature:\n" + "ab" * 32: "ab" * 32,
+        "secret is S3cr3tValue/+x here": "S3cr3tValue",
+    }
+    for line, secret in lines.items():
+        assert secret not in redactor.redact(line), line

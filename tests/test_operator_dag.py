@@ -93,6 +93,10 @@ def test_a_missing_object_fails_in_one_line_per_try(airflow_db, seaweedfs, monke
     ("operator", "kwargs", "message"),
     [
         ("download", {"file_mode": 0o77777}, "file_mode must be a permission mode"),
+        ("download", {"file_mode": "0644"}, "file_mode must be a permission mode"),
+        ("download", {"file_mode": True}, "file_mode must be a permission mode"),
+        ("sensor", {"url": "s3://b/data/part-0.csv", "min_count": 2}, "min_count=2: .* names one object"),
+        ("sensor", {"url": "s3://b/data/", "marker": ".."}, "marker '..' names a folder"),
         ("bulk", {"file_mode": 0o77777}, "file_mode must be a permission mode"),
         ("bulk", {"server_side": "bogus"}, "server_side must be one of"),
         (
@@ -105,9 +109,18 @@ def test_a_missing_object_fails_in_one_line_per_try(airflow_db, seaweedfs, monke
 def test_values_the_run_would_refuse_fail_when_the_dag_is_parsed(operator: str, kwargs: dict, message: str) -> None:
     """Not once per object at run time, as error rows, nor silently (filters on a planned shard)."""
     from ferry_provider.operators.bulk import FerryBulkTransferOperator
+    from ferry_provider.sensors.artifact import FerryArtifactSensor
 
     with pytest.raises(InvalidArgumentError, match=message):
         if operator == "download":
             FerryDownloadOperator(task_id="t", source="s3://b/k", destination="/data/k", **kwargs)
+        elif operator == "sensor":
+            FerryArtifactSensor(task_id="t", **kwargs)
         else:
             FerryBulkTransferOperator(task_id="t", source="s3://b/p/", destination="gs://c/q/", **kwargs)
+
+
+def test_templated_sensor_values_wait_for_the_run() -> None:
+    from ferry_provider.sensors.artifact import FerryArtifactSensor
+
+    FerryArtifactSensor(task_id="t", url="s3://b/out/{{ ds }}", min_count=3)  # may render to a prefix

@@ -32,6 +32,8 @@ _PATTERNS = (
     # headers as botocore prints them: 'X-Amz-Security-Token': '...', b'...', or in a canonical request
     re.compile(r"(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^'\"\s,}]+", re.IGNORECASE),
     re.compile(r"(Signature=)[0-9a-f]+", re.IGNORECASE),
+    # botocore's Python signer prints the signature on a line of its own
+    re.compile(r"(Signature:\s*)[0-9a-f]{64}", re.IGNORECASE),
 )
 
 

@@ -105,7 +105,9 @@ def parse_url(url: str | os.PathLike[str]) -> ObjectURL:
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise InvalidArgumentError(f"file URL {text!r} must not name a host ({parts.netloc!r})", url=text)
-        path = unquote(parts.path)
+        # From the text, not urlsplit's path: '?' and '#' in a file name belong to it.
+        after = text[len(parts.scheme) + 3 :]
+        path = unquote(after[len(parts.netloc) :])
         if not path:
             raise InvalidArgumentError(f"file URL {text!r} has no path", url=text)
         return ObjectURL("file", "", os.path.abspath(path), text)

@@ -119,7 +119,7 @@ class FerryBulkTransferOperator(FerryTransferOperator):
     :param row_limit: Rows the XCom summary carries, a whole number >= 0 (default 100); the counts
         always cover every object. Also bounds the objects reported to OpenLineage.
     :param file_mode: Downloads only: the permission bits each file gets, as for
-        FerryDownloadOperator (checked when the task runs). Default ``None``: 0666 less the umask.
+        FerryDownloadOperator (checked when the DAG is parsed). Default ``None``: 0666 less the umask.
     :param server_side: Copies only: ``"auto"`` (default) or ``"never"``, as for FerryCopyOperator;
         checked when the DAG is parsed.
     """

@@ -121,6 +121,9 @@ class FerryArtifactSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.max_poke_interval = max_poke_interval
         self._observation: dict[str, Any] | None = None
+        templated = (url, expected_size, min_size, expected_digests, manifest, marker)
+        if not any("{{" in str(value) or "{%" in str(value) for value in templated):
+            self._check()  # what the values already say is checked when the DAG is parsed
 
     def _check(self) -> ArtifactCheck:
         def as_int(value: Any) -> int | None:

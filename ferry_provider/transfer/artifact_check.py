@@ -65,6 +65,7 @@ class ArtifactCheck:
             raise InvalidArgumentError(
                 f"min_count={self.min_count}: {self.url} names one object; count objects with a prefix or a glob"
             )
+        self.marker_url  # noqa: B018 - refuses a marker that cannot name an object
         if self.stable_checks < 0:
             raise InvalidArgumentError(f"stable_checks must be >= 0, got {self.stable_checks}")
 
@@ -75,6 +76,8 @@ class ArtifactCheck:
     def marker_url(self) -> str | None:
         """A bare name (``_SUCCESS``) is a marker beside what ``url`` names, in the same folder
         (the last ``/`` of ``url``); anything with a ``/`` is a URL or path of its own."""
+        if self.marker in (".", ".."):
+            raise InvalidArgumentError(f"marker {self.marker!r} names a folder, not an object")
         if self.marker is None or "/" in self.marker:
             return self.marker
         return self.url[: self.url.rfind("/") + 1] + self.marker

@@ -79,7 +79,8 @@ class DownloadOptions(TransferOptions):
         super().__post_init__()
         if self.buffer_size < 4096:
             raise InvalidArgumentError(f"buffer_size must be >= 4096, got {self.buffer_size}")
-        if self.file_mode is not None and not 0 <= self.file_mode <= 0o7777:
+        mode = self.file_mode
+        if mode is not None and (not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777):
             raise InvalidArgumentError(f"file_mode must be a permission mode such as 0o644, got {self.file_mode!r}")
 
 
