@@ -290,3 +290,23 @@ def test_the_trigger_yields_a_timeout_event_at_its_deadline(store) -> None:
     assert FerryArtifactTrigger(**trigger.serialize()[1]).deadline == 0
     event = asyncio.run(asyncio.wait_for(trigger.run().__anext__(), 20)).payload
     assert event["status"] == "timeout" and "0 of 1 object" in event["reason"]
+
+
+def test_local_globs_and_prefixes_as_paths_or_file_urls(tmp_path) -> None:
+    """A local listing names absolute paths: a file:// pattern must be matched as one, and a
+    pattern whose text before the glob is itself a file still lists the whole folder."""
+    for name in ("k", "k?", "k#", "other"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "k1").write_bytes(b"y")
+
+    def names(url: str, **kw) -> list[str]:
+        result = ArtifactCheck(url=url, **kw).run(hook_for)
+        assert result.state == OKAY, result.reason
+        return sorted(o["url"][len(str(tmp_path)) + 1 :] for o in result.objects)
+
+    assert names(f"{tmp_path}/k*", min_count=3) == ["k", "k#", "k?"]
+    assert names(f"file://{tmp_path}/k*", min_count=3) == ["k", "k#", "k?"]
+    assert names(f"file://{tmp_path}/*/k1") == ["sub/k1"]
+    assert names(f"file://{tmp_path}/", min_count=5) == ["k", "k#", "k?", "other", "sub/k1"]
+    assert names(f"{tmp_path}/k[?]") == ["k?"]  # a glob character named literally

@@ -141,13 +141,19 @@ class ArtifactCheck:
                 return [hook.head(self.url)]
             except NotFoundError:
                 return []
-        cut = min([self.url.index(c) for c in GLOB_CHARS if c in self.url] or [len(self.url)])
-        prefix = self.url[:cut]
+        pattern = self.url
+        local = parse_url(pattern)
+        if local.is_local:  # a local store lists absolute paths, whether asked with a path or file://
+            pattern = local.key.rstrip("/") + ("/" if self.url.endswith("/") else "")
+        cut = min([pattern.index(c) for c in GLOB_CHARS if c in pattern] or [len(pattern)])
+        prefix = pattern[:cut]
+        if local.is_local and cut < len(pattern):
+            prefix = prefix[: prefix.rfind("/") + 1]  # the folder: a local listing names whole files
         found = []
         for info in hook.list(prefix):
             if info.url.endswith("/") or "/.ferry/tmp/" in info.url:
                 continue
-            if cut == len(self.url) or fnmatch.fnmatchcase(info.url, self.url):
+            if cut == len(pattern) or fnmatch.fnmatchcase(info.url, pattern):
                 found.append(info)
         return found
 
