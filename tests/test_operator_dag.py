@@ -96,6 +96,12 @@ def test_a_missing_object_fails_in_one_line_per_try(airflow_db, seaweedfs, monke
         ("download", {"file_mode": "0644"}, "file_mode must be a permission mode"),
         ("download", {"file_mode": True}, "file_mode must be a permission mode"),
         ("sensor", {"url": "s3://b/data/part-0.csv", "min_count": 2}, "min_count=2: .* names one object"),
+        ("bulk", {"regex": "("}, "regex '\\(' is not a valid regular expression"),
+        ("bulk", {"min_size": "lots"}, "min_size must be a number of bytes >= 0, got 'lots'"),
+        ("bulk", {"min_size": -5}, "min_size must be a number of bytes >= 0"),
+        ("bulk", {"modified_since": "yesterday"}, "modified_since must be an ISO 8601 time"),
+        ("bulk", {"modified_since": "2026-01-01T00:00"}, "modified_since must carry a time zone"),
+        ("plan", {"min_size": "lots"}, "min_size must be a number of bytes >= 0, got 'lots'"),
         ("sensor", {"url": "s3://b/data/", "marker": ".."}, "marker '..' names a folder"),
         ("bulk", {"file_mode": 0o77777}, "file_mode must be a permission mode"),
         ("bulk", {"server_side": "bogus"}, "server_side must be one of"),
@@ -108,7 +114,7 @@ def test_a_missing_object_fails_in_one_line_per_try(airflow_db, seaweedfs, monke
 )
 def test_values_the_run_would_refuse_fail_when_the_dag_is_parsed(operator: str, kwargs: dict, message: str) -> None:
     """Not once per object at run time, as error rows, nor silently (filters on a planned shard)."""
-    from ferry_provider.operators.bulk import FerryBulkTransferOperator
+    from ferry_provider.operators.bulk import FerryBulkPlanOperator, FerryBulkTransferOperator
     from ferry_provider.sensors.artifact import FerryArtifactSensor
 
     with pytest.raises(InvalidArgumentError, match=message):
@@ -116,6 +122,8 @@ def test_values_the_run_would_refuse_fail_when_the_dag_is_parsed(operator: str, 
             FerryDownloadOperator(task_id="t", source="s3://b/k", destination="/data/k", **kwargs)
         elif operator == "sensor":
             FerryArtifactSensor(task_id="t", **kwargs)
+        elif operator == "plan":
+            FerryBulkPlanOperator(task_id="t", source="s3://b/p/", listing_location="s3://w/l/", **kwargs)
         else:
             FerryBulkTransferOperator(task_id="t", source="s3://b/p/", destination="gs://c/q/", **kwargs)
 
@@ -124,3 +132,11 @@ def test_templated_sensor_values_wait_for_the_run() -> None:
     from ferry_provider.sensors.artifact import FerryArtifactSensor
 
     FerryArtifactSensor(task_id="t", url="s3://b/out/{{ ds }}", min_count=3)  # may render to a prefix
+
+
+def test_templated_filters_wait_for_the_run() -> None:
+    from ferry_provider.operators.bulk import FerryBulkTransferOperator
+
+    FerryBulkTransferOperator(
+        task_id="t", source="s3://b/p/", destination="gs://c/q/", modified_since="{{ data_interval_start }}"
+    )

@@ -45,9 +45,29 @@ FILTER_FIELDS = ("include", "regex", "min_size", "max_size", "modified_since")
 def _filter(op: Any) -> ListFilter:
     since = op.modified_since
     if isinstance(since, str) and since:
-        since = datetime.fromisoformat(since.replace("Z", "+00:00"))
-    as_int = lambda v: int(v) if v not in (None, "") else None  # noqa: E731 - templated values arrive as text
-    return ListFilter(op.include or None, op.regex or None, as_int(op.min_size), as_int(op.max_size), since or None)
+        try:
+            since = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgumentError(
+                f"modified_since must be an ISO 8601 time with a zone (2026-11-23T00:00:00+00:00), got {since!r}"
+            ) from None
+
+    def as_int(name: str, value: Any) -> int | None:  # templated values arrive as text
+        if value in (None, ""):
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"{name} must be a number of bytes >= 0, got {value!r}") from None
+
+    sizes = as_int("min_size", op.min_size), as_int("max_size", op.max_size)
+    return ListFilter(op.include or None, op.regex or None, *sizes, since or None)
+
+
+def _check_filters_when_parsed(op: Any) -> None:
+    """Untemplated filter values are checked when the DAG is parsed; templated ones at run time."""
+    if not any("{{" in str(getattr(op, name)) or "{%" in str(getattr(op, name)) for name in FILTER_FIELDS):
+        _filter(op)
 
 
 def _read(url: str, conn_id: str | None) -> str:
@@ -167,6 +187,7 @@ class FerryBulkTransferOperator(FerryTransferOperator):
         self.listing_conn_id = listing_conn_id
         self.include, self.regex = include, regex
         self.min_size, self.max_size, self.modified_since = min_size, max_size, modified_since
+        _check_filters_when_parsed(self)
         self.concurrency = concurrency
         self.max_connections = max_connections
         self.manifest = manifest
@@ -325,6 +346,7 @@ class FerryBulkPlanOperator(BaseOperator):
         self.min_shard_weight = min_shard_weight
         self.include, self.regex = include, regex
         self.min_size, self.max_size, self.modified_since = min_size, max_size, modified_since
+        _check_filters_when_parsed(self)
 
     def execute(self, context: Context) -> list[dict[str, str]]:
         source_hook = hook_for(self.source, self.conn_id)
