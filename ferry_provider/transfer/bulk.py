@@ -41,9 +41,12 @@ log = logging.getLogger("ferry_provider.transfer")
 # listing said of them instead of a HEAD: the per-object cost is what decides small-object speed.
 SMALL_OBJECT = 8 * MiB
 DEFAULT_CONCURRENCY = 16
-# Keys of the destination listed before an upload or copy, so an object that is not there skips
-# its lookup (a HEAD each). Past this many the listing is dropped: holding it costs memory and
-# its pages may outnumber the objects to send.
+# An upload or copy looks up its first objects at the destination one by one (a HEAD each); once
+# more follow, it lists the destination once, and objects the listing does not show skip their
+# lookup. A few objects into a big prefix never pay for listing it.
+LIST_DESTINATION_AFTER = 32
+# Past this many keys the listing is dropped: holding it costs memory and its pages may outnumber
+# the objects to send.
 DESTINATION_KEYS_LIMIT = 50_000
 
 
@@ -245,11 +248,9 @@ class _Bulk:
         started = time.monotonic()
         self._on_row = on_row
         items = listing if listing is not None else list_prefix(self.src_hook, self.src, self.opts.only)
-        if self.kind != "download":
-            self.destination_keys = self._destination_keys()
         if keep_keys:
             items = self._remembered(items)
-        work: queue.Queue[Listed | None] = queue.Queue(maxsize=2 * self.opts.concurrency)
+        work: queue.Queue[tuple[Listed, bool] | None] = queue.Queue(maxsize=2 * self.opts.concurrency)
         in_flight: dict[int, ManifestRow] = {}  # thread id -> the row of the object it moves
         workers = [
             threading.Thread(target=self._worker, args=(work, in_flight), name=f"ferry-bulk-{i}", daemon=True)
@@ -261,10 +262,18 @@ class _Bulk:
             worker.start()
         try:
             try:
+                fed = 0
                 for item in items:
                     if self._already_done(item):
                         continue
-                    work.put(item)
+                    if fed == LIST_DESTINATION_AFTER and self.kind != "download":
+                        self.destination_keys = self._destination_keys()
+                    # Decided here, in order, so what an object does depends on nothing but its place.
+                    absent = (
+                        self.destination_keys is not None and row_key(item.relative, "") not in self.destination_keys
+                    )
+                    work.put((item, absent))
+                    fed += 1
             finally:
                 for _ in workers:
                     work.put(None)
@@ -337,13 +346,14 @@ class _Bulk:
             return True
         return False
 
-    def _worker(self, work: queue.Queue[Listed | None], in_flight: dict[int, ManifestRow]) -> None:
+    def _worker(self, work: queue.Queue[tuple[Listed, bool] | None], in_flight: dict[int, ManifestRow]) -> None:
         me = threading.get_ident()
-        while (item := work.get()) is not None:
+        while (job := work.get()) is not None:
+            item, absent = job
             source, destination = self._ends(item, quiet=True)
             in_flight[me] = ManifestRow(source=source, destination=destination or "", start=now())
             try:
-                row = self._one(item)
+                row = self._one(item, absent)
             except BaseException as exc:  # a defect must still be a row, and the run go on
                 log.debug("unexpected failure on %s", source, exc_info=True)
                 row = in_flight[me].finish(ERROR, f"{type(exc).__name__}: {exc}")
@@ -375,7 +385,8 @@ class _Bulk:
                 return source, None
             raise
 
-    def _one(self, item: Listed) -> ManifestRow:
+    def _one(self, item: Listed, absent: bool) -> ManifestRow:
+        """``absent``: the destination listing showed nothing at this key."""
         source, destination = self._ends(item, quiet=True)
         if item.relative.endswith("/") and not item.info.size:
             row = ManifestRow(source=source, destination=destination or "", start=now(), source_size=0)
@@ -383,7 +394,6 @@ class _Bulk:
         try:
             source, destination = self._ends(item)
             assert destination is not None
-            absent = self.destination_keys is not None and row_key(item.relative, "") not in self.destination_keys
             skip = None if absent else self._size_only_skip(item, destination)
             if skip is not None:
                 return skip
