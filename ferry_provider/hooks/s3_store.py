@@ -135,9 +135,9 @@ class S3Store(StorageHook):
         )
         verify = extra_value(extra, "verify")
         connect_timeout, read_timeout = self.timeouts(extra)
-        role = role_settings(extra, self.conn_id, shared_endpoint, region, self.credentials_origin())
+        role = role_settings(extra, self.conn_id, shared_endpoint, region, origin)
         if role is not None:
-            session = assumed_role_session(session, role, self.credentials_origin(), (connect_timeout, read_timeout))
+            session = assumed_role_session(session, role, origin, (connect_timeout, read_timeout))
         self._role_arn = role.role_arn if role else None
         self._reads = _LeanReads(self.max_connections, connect_timeout, read_timeout, verify)
         config = Config(

@@ -238,7 +238,6 @@ class _Bulk:
         )
         self._lock = threading.Lock()
         self._closed = False
-        self.destination_keys: set[bytes] | None = None
         self._common = {f.name: getattr(opts, f.name) for f in fields(TransferOptions)}
 
     # -- the run -----------------------------------------------------------------------------
@@ -263,16 +262,14 @@ class _Bulk:
         try:
             try:
                 fed = 0
+                there: set[bytes] | None = None  # the destination's keys, once listed
                 for item in items:
                     if self._already_done(item):
                         continue
                     if fed == LIST_DESTINATION_AFTER and self.kind != "download":
-                        self.destination_keys = self._destination_keys()
+                        there = self._destination_keys()
                     # Decided here, in order, so what an object does depends on nothing but its place.
-                    absent = (
-                        self.destination_keys is not None and row_key(item.relative, "") not in self.destination_keys
-                    )
-                    work.put((item, absent))
+                    work.put((item, there is not None and row_key(item.relative, "") not in there))
                     fed += 1
             finally:
                 for _ in workers:
