@@ -380,8 +380,7 @@ class S3Store(StorageHook):
         objects): what decides how many small objects a second a worker moves. Not behind a
         proxy, which botocore handles and a bare pool would not."""
         self.client  # noqa: B018 - builds the client, and with it the read pool
-        proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
-        return not proxied
+        return not any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
 
     def _lean_range(
         self, u: ObjectURL, params: dict[str, Any], start: int, end: int | None, pin: ObjectInfo | None

@@ -31,7 +31,6 @@ from ferry_provider.hooks.errors import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
-    PreconditionFailedError,
     RangeNotSupportedError,
     SourceChangedError,
 )
@@ -40,7 +39,7 @@ from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.interrupt import deferred_signals
 from ferry_provider.transfer.link_controller import link_controller_for
-from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, no_clobber_skip, now, run_for_row
+from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row, run_settling_races
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.ordered_digest import OrderedDigests
 from ferry_provider.transfer.part_sources import PartSource, RemoteParts, ServerSideParts, StreamParts
@@ -158,23 +157,14 @@ class _Copy:
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
-        try:
-            return self._run_restarting()
-        except PreconditionFailedError as exc:
-            skip = no_clobber_skip(self.row, exc, self.opts.no_clobber, "copy")
-            if skip is None:
-                raise
-            return skip
-
-    def _run_restarting(self) -> ManifestRow:
-        try:
-            return self._run()
-        except SourceChangedError:
-            if not self.opts.restart_on_change:
-                raise
-            log.warning("%s changed during the copy; starting over once", self.row.source)
-            self._notes = ["the source changed during the copy: restarted once (restart_on_change)"]
-        return self._run()
+        return run_settling_races(
+            self._run,
+            self.row,
+            what="copy",
+            no_clobber=self.opts.no_clobber,
+            restart_on_change=self.opts.restart_on_change,
+            on_restart=lambda note: setattr(self, "_notes", [note]),
+        )
 
     def _run(self) -> ManifestRow:
         pin = self._head_source()

@@ -51,13 +51,34 @@ class TransferError(FerryError):
         self.cause = cause
 
 
-def no_clobber_skip(row: ManifestRow, exc: BaseException, no_clobber: bool, what: str) -> ManifestRow | None:
-    """The ``skip`` row when ``exc`` is a conditional write refused because the destination
-    appeared after it was looked up (or listed), which is what no_clobber asked for; else None."""
-    if no_clobber and isinstance(exc, PreconditionFailedError) and not isinstance(exc, SourceChangedError):
+def run_settling_races(
+    run_once: Callable[[], ManifestRow],
+    row: ManifestRow,
+    *,
+    what: str,
+    no_clobber: bool,
+    restart_on_change: bool,
+    on_restart: Callable[[str], None],
+) -> ManifestRow:
+    """Run a write (``what``: upload, copy) and settle the two races it can lose.
+
+    A source that changed under it is started over once with ``restart_on_change`` (``on_restart``
+    gets the note for the row). A conditional write refused because the destination appeared
+    after it was looked up (or listed) is what no_clobber asked for: a ``skip`` row."""
+    try:
+        try:
+            return run_once()
+        except SourceChangedError:
+            if not restart_on_change:
+                raise
+            log.warning("%s changed during the %s; starting over once", row.source, what)
+            on_restart(f"the source changed during the {what}: restarted once (restart_on_change)")
+        return run_once()
+    except PreconditionFailedError as exc:
+        if not no_clobber or isinstance(exc, SourceChangedError):
+            raise
         log.info("%s: the destination appeared during the %s (no_clobber); left as it was", row.destination, what)
         return row.finish(SKIP, f"the destination appeared during the {what} (no_clobber); left as it was")
-    return None
 
 
 def run_for_row(row: ManifestRow, transfer: Callable[[], ManifestRow], blame: str) -> ManifestRow:

@@ -25,7 +25,6 @@ from ferry_provider.hooks.errors import (
     FerryError,
     InvalidArgumentError,
     NotFoundError,
-    PreconditionFailedError,
     SourceChangedError,
 )
 from ferry_provider.hooks.url import local_path
@@ -33,7 +32,7 @@ from ferry_provider.transfer import checksums
 from ferry_provider.transfer.checkpoint import Checkpoint
 from ferry_provider.transfer.file_slice import FileSlice
 from ferry_provider.transfer.link_controller import link_controller_for
-from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, no_clobber_skip, now, run_for_row
+from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row, run_settling_races
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.part_sources import FileParts
 from ferry_provider.transfer.parted_write import PartedWrite
@@ -124,23 +123,14 @@ class _Upload:
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
-        try:
-            return self._run_restarting()
-        except PreconditionFailedError as exc:
-            skip = no_clobber_skip(self.row, exc, self.opts.no_clobber, "upload")
-            if skip is None:
-                raise
-            return skip
-
-    def _run_restarting(self) -> ManifestRow:
-        try:
-            return self._run_once()
-        except SourceChangedError:
-            if not self.opts.restart_on_change:
-                raise
-            log.warning("%s changed during the upload; starting over once", self.source)
-            self._notes = ["the source changed during the upload: restarted once (restart_on_change)"]
-        return self._run_once()
+        return run_settling_races(
+            self._run_once,
+            self.row,
+            what="upload",
+            no_clobber=self.opts.no_clobber,
+            restart_on_change=self.opts.restart_on_change,
+            on_restart=lambda note: setattr(self, "_notes", [note]),
+        )
 
     def _run_once(self) -> ManifestRow:
         fd, st = self._open_source()
