@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ferry_provider.hooks.errors import InvalidArgumentError
+
 
 def extra_value(extra: dict[str, Any], *names: str) -> Any:
     """The first non-empty value among ``names`` in a connection's extra (new and legacy names)."""
@@ -36,7 +38,5 @@ def extra_dict(extra: dict[str, Any], name: str, origin: str) -> dict[str, Any]:
         except ValueError:
             value = None
     if not isinstance(value, dict):
-        from ferry_provider.hooks.errors import InvalidArgumentError
-
         raise InvalidArgumentError(f"{origin}: extra {name} must be a JSON object")
     return value
