@@ -30,12 +30,11 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-# Benchmarks are not tests: they print figures and ratios against peers on the same server.
+# Benchmarks are not tests: every workload, Ferry and its peers on the same servers in one run,
+# one table; writes bench/RESULTS.md and bench/results.png. Installs nginx and aria2 (apt-get)
+# when missing. BENCH_ARGS=--quick tries it in a few minutes.
 bench: $(BENCH_STAMP)
-	$(BIN)/python -m bench.download $(BENCH_ARGS)
-	$(BIN)/python -m bench.upload $(BENCH_ARGS)
-	$(BIN)/python -m bench.copy $(BENCH_ARGS)
-	$(BIN)/python -m bench.bulk
+	$(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

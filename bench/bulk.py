@@ -12,6 +12,7 @@ Then the shard planner on a generated listing: seconds and peak RSS.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bench.common import BENCH_DIR, SCRATCH, Contender, MiB, fresh_scratch, measure, run_rounds, s3_env
 from bench.copy import rclone_remote
+from bench.results import Result, from_contenders
 from tests.servers.seaweedfs import start_seaweedfs
 
 BUCKET = "ferry-bulk-bench"
@@ -31,7 +33,16 @@ def main() -> int:
     parser.add_argument("--size-kib", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--plan-keys", type=int, default=1_000_000)
+    parser.add_argument("--results-json", default=None)
     args = parser.parse_args()
+    rows = run(args)
+    if args.results_json:
+        with open(args.results_json, "w") as f:
+            json.dump([r.__dict__ for r in rows], f)
+    return 0
+
+
+def run(args: argparse.Namespace) -> list[Result]:
     scratch = fresh_scratch()
     data_dir = os.path.join(BENCH_DIR, "seaweedfs-bulk")
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -121,14 +132,20 @@ def main() -> int:
             [py, "-m", "bench.clients.plan_million", str(args.plan_keys), scratch],
             reports_own_time=True,
         )
-        sample = measure(plan)
+        plan.samples.append(measure(plan))
+        sample = plan.samples[0]
         peak = sample.peak_rss / MiB
         print(f"\nplanning {args.plan_keys} keys into shards: {sample.seconds:.1f} s, peak RSS {peak:.0f} MiB")
+        shape = f"{args.objects} x {args.size_kib} KiB"
+        return (
+            from_contenders(f"W3 bulk download {shape}", down, args.objects, "objects/s")
+            + from_contenders(f"W3 bulk upload {shape}", up, args.objects, "objects/s")
+            + from_contenders("W3 shard planning (no server)", [plan], args.plan_keys, "keys/s")
+        )
     finally:
         proc.stop(grace=5)
         shutil.rmtree(SCRATCH, ignore_errors=True)
         shutil.rmtree(data_dir, ignore_errors=True)
-    return 0
 
 
 def table(contenders: list[Contender], objects: int) -> None:

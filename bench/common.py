@@ -8,6 +8,7 @@ import shutil
 import statistics
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ class Sample:
     seconds: float
     peak_rss: int  # bytes, the whole process
     growth_rss: int | None = None  # bytes added during the transfer itself (Python clients report it)
+    cpu: float = 0.0  # user + system seconds of the whole process (rusage from wait4)
+    stderr: str = ""  # the last lines the client logged (Ferry says how many connections it chose)
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Contender:
     reports_own_time: bool = False  # the child prints {"seconds": .., "baseline_rss": ..} as its last line
     env: dict[str, str] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
+    ceiling: bool = False  # not a tool: what the server or link carries at all, for judging tools
+    failure: str = ""  # why it failed; a failed client runs no more rounds
 
 
 def vm_hwm(pid: int | str = "self") -> int:
@@ -58,22 +63,32 @@ def measure(contender: Contender) -> Sample:
     err_path = os.path.join(SCRATCH, ".child-err")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(contender.argv), stdout=out, stderr=err, env={**os.environ, **contender.env})
+        # "{RUN}" in an argument becomes a fresh name: an upload to a new key each run, so no
+        # tool's skip-identical turns a rerun into a no-op.
+        run = uuid.uuid4().hex[:12]
+        argv = [a.replace("{RUN}", run) for a in contender.argv]
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env={**os.environ, **contender.env})
         peak = 0
-        while proc.poll() is None:  # sample the child's own high-water mark until it exits
+        while True:  # sample the child's own high-water mark until it exits; wait4 gives its CPU
             peak = max(peak, vm_hwm(proc.pid))
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
             time.sleep(0.01)
         wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
     code = proc.returncode
     with open(out_path) as f:
         stdout = f.read()
+    with open(err_path, errors="replace") as f:
+        stderr = f.read()[-4000:]
     if code != 0:
-        with open(err_path) as f:
-            raise RuntimeError(f"{contender.name} failed ({code}): {f.read()[-2000:]}")
+        raise RuntimeError(f"{contender.name} failed ({code}): {stderr[-2000:]}")
+    cpu = usage.ru_utime + usage.ru_stime
     if contender.reports_own_time:
         report = json.loads(stdout.strip().splitlines()[-1])
-        return Sample(report["seconds"], peak, peak - report["baseline_rss"])
-    return Sample(wall, peak)
+        return Sample(report["seconds"], peak, peak - report["baseline_rss"], cpu, stderr)
+    return Sample(wall, peak, None, cpu, stderr)
 
 
 def run_rounds(
@@ -82,10 +97,17 @@ def run_rounds(
     """Alternate the clients' order every round, so none always runs on a warm (or cold) server."""
     for round_no in range(1, rounds + 1):
         for c in contenders if round_no % 2 else list(reversed(contenders)):
-            c.samples.append(measure(c))
-            if after_each is not None:
-                after_each(c)
-            print(f"round {round_no}: {c.name}: {c.samples[-1].seconds:.2f}s", flush=True)
+            if c.failure:
+                continue
+            try:
+                c.samples.append(measure(c))
+            except RuntimeError as exc:  # one client failing (the CRT client on SeaweedFS) is a row
+                c.failure = str(exc).strip().splitlines()[-1][:200]
+                print(f"round {round_no}: {c.name}: FAILED: {c.failure}", flush=True)
+            else:
+                print(f"round {round_no}: {c.name}: {c.samples[-1].seconds:.2f}s", flush=True)
+                if after_each is not None:
+                    after_each(c)
 
 
 def s3_env(endpoint: S3Endpoint) -> dict[str, str]:
@@ -112,6 +134,9 @@ def print_table(contenders: Sequence[Contender], size: int, baseline: str) -> No
     print(f"\nratio = how many times faster {baseline!r} is than the client")
     print(f"{'client':<38}{'median s':>10}{'MiB/s':>8}{'ratio':>8}{'peak RSS MiB':>14}{'transfer RSS MiB':>18}")
     for c in contenders:
+        if not c.samples:
+            print(f"{c.name:<38}  FAILED: {c.failure}")
+            continue
         secs = statistics.median(s.seconds for s in c.samples)
         rate = size / secs
         peak = max(s.peak_rss for s in c.samples) / MiB

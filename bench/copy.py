@@ -41,7 +41,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bench.common import BENCH_DIR, MiB, fresh_scratch, s3_env, vm_hwm
+from bench.common import BENCH_DIR, Contender, MiB, Sample, fresh_scratch, s3_env, vm_hwm
+from bench.results import Result, from_contenders
 from tests.servers.process import ServerProcess
 from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs
 
@@ -283,6 +284,17 @@ def print_table(title: str, clients: list[Client], size: int) -> None:
     )
 
 
+def suite_rows(workload: str, clients: list[Client], size: int) -> list[Result]:
+    """The suite's rows, ``ferry cp`` at its defaults first (the baseline of the ratios)."""
+    cli = [c for c in clients if c.name.startswith("ferry cp")]
+    rows = []
+    for c in cli + [c for c in clients if c not in cli]:
+        contender = Contender(c.name, c.argv, failure=c.failure)
+        contender.samples = [Sample(r.seconds, r.peak_rss, r.growth_rss, r.cpu) for r in c.runs]
+        rows.append(contender)
+    return from_contenders(workload, rows, size / MiB, "MiB/s")
+
+
 # -- set-up --------------------------------------------------------------------------------------
 def seed(server: Server, key: str, size: int) -> None:
     """``size`` random bytes in 64 MiB parts with a full-object CRC32C, as Ferry uploads."""
@@ -495,7 +507,9 @@ def main() -> int:
         default=["server-side", "threshold", "cross-store"],
     )
     parser.add_argument("--no-net", action="store_true", help="skip the runs under strace (network bytes)")
+    parser.add_argument("--results-json", default=None, help="also write the suite's rows here")
     args = parser.parse_args()
+    results: list[Result] = []
     size = args.size_mib * MiB
     cross = (args.cross_size_mib or min(1024, args.size_mib)) * MiB
     net = not args.no_net and shutil.which("strace") is not None
@@ -574,6 +588,7 @@ def main() -> int:
                 net,
             )
             print(f"(SeaweedFS A's folder after the copies were removed: {a.disk_mib()} MiB)")
+            results += suite_rows(f"W4 server-side copy {args.size_mib} MiB, one SeaweedFS", clients, size)
         if "threshold" in args.workloads:
             clients = same_store_clients(a, SMALL_KEY, cross, args, state_dir, threshold_rows=True)
             run_workload(
@@ -587,6 +602,7 @@ def main() -> int:
                 ports,
                 net,
             )
+            results += suite_rows(f"W4 server-side copy {cross // MiB} MiB, one SeaweedFS", clients, cross)
         if "cross-store" in args.workloads:
             b = servers[1]
             os.environ[f"AIRFLOW_CONN_{CONN_B.upper()}"] = b.endpoint.connection_json()
@@ -605,6 +621,10 @@ def main() -> int:
                 ports,
                 net,
             )
+            results += suite_rows(f"W4 cross-store copy {cross // MiB} MiB, SeaweedFS A -> B", clients, cross)
+        if args.results_json:
+            with open(args.results_json, "w") as f:
+                json.dump([r.__dict__ for r in results], f)
     finally:
         for s in servers:
             s.proc.stop(grace=5)

@@ -27,15 +27,15 @@ from ferry_provider.hooks.errors import TransientError
 
 log = logging.getLogger("ferry_provider.transfer")
 
+START = 8  # as many as the busiest peers open by default (boto3 10, s5cmd 5, rclone 4)
 GAIN_TO_GROW = 1.10  # another step must raise the rate by 10 % to be worth its connections
 CPU_BOUND = 0.85  # share of the cores in use above which more connections only add contention
 
 
 @dataclass
 class LinkController:
-    start: int = 4
+    start: int = START
     maximum: int = 32
-    step: int = 2  # connections added per growing window (doubling while the rate doubles)
     window_bytes: int = 64 << 20  # decide after this many bytes...
     window_seconds: float = 0.5  # ...and at least this long
     cores: int = 1
@@ -85,8 +85,10 @@ class LinkController:
         elif self.limit >= self.maximum:
             self._settle(f"at the maximum, {self.limit} ({rate / 2**20:.1f} MiB/s)")
         else:
-            self.limit = min(self.maximum, self.limit + self.step)
-            self.step *= 2  # grow faster while growing pays
+            # Double, as TCP's slow start does: a capped link's rate grows with the connections,
+            # and a transfer of a few seconds has only a few windows to find its level in.
+            self.limit = min(self.maximum, self.limit * 2)
+            log.info("connections: growing to %d (%.1f MiB/s with %d)", self.limit, rate / 2**20, self.history[-1][0])
 
     def _settle(self, why: str) -> None:
         self.settled = True
@@ -111,7 +113,7 @@ def link_controller_for(opts: Any, per_connection: int = 0, budget: int = 0) -> 
     maximum = opts.parallelism
     if per_connection and budget:
         maximum = max(1, min(maximum, budget // per_connection))
-    return LinkController(start=min(4, maximum), maximum=maximum, cores=os.cpu_count() or 1)
+    return LinkController(start=min(START, maximum), maximum=maximum, cores=os.cpu_count() or 1)
 
 
 THROTTLE_SIGNS = ("SlowDown", "TooManyRequests", "RequestLimitExceeded", "503", "429")
