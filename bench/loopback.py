@@ -35,8 +35,14 @@ UPLOAD_TUNED = {
 }
 
 
+# s3transfer's CRT client takes a cross-process lock, a folder awscrt puts in /tmp whatever TMPDIR
+# says; the suite removes it when it was not there before.
+CRT_LOCK = "/tmp/aws_crt_cross_process_lock"
+
+
 def run(size_mib: int, rounds: int) -> list[Result]:
     size = size_mib * MiB
+    crt_lock_was_there = os.path.exists(CRT_LOCK)
     scratch = fresh_scratch()
     workdir = os.path.join(BENCH_DIR, "seaweedfs-w1")
     shutil.rmtree(workdir, ignore_errors=True)
@@ -123,6 +129,8 @@ def run(size_mib: int, rounds: int) -> list[Result]:
         proc.stop(grace=5)
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
+        if not crt_lock_was_there and os.path.exists(CRT_LOCK):
+            shutil.rmtree(CRT_LOCK, ignore_errors=True)
 
 
 def main() -> int:
