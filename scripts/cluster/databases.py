@@ -42,6 +42,9 @@ def start_redis(redis_server: str, workdir: str) -> tuple[ServerProcess, int]:
 
 
 def as_postgres_user(argv: list[str]) -> list[str]:
+    """As ``postgres`` when we are root (PostgreSQL refuses root); as ourselves otherwise."""
+    if os.geteuid() != 0:
+        return argv
     return ["setpriv", f"--reuid={OS_USER}", f"--regid={OS_USER}", "--init-groups", "--", *argv]
 
 
@@ -50,8 +53,9 @@ def start_postgres(bindir: str, workdir: str) -> tuple[ServerProcess, str]:
     ``airflow`` database (trust authentication: it listens on 127.0.0.1 only, for one run)."""
     data = os.path.join(workdir, "data")
     os.makedirs(data, mode=0o700)
-    shutil.chown(workdir, OS_USER, OS_USER)
-    shutil.chown(data, OS_USER, OS_USER)
+    if os.geteuid() == 0:
+        shutil.chown(workdir, OS_USER, OS_USER)
+        shutil.chown(data, OS_USER, OS_USER)
     log_path = os.path.join(workdir, "postgres.log")
     with open(log_path, "ab") as log:
         subprocess.run(
