@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ferry-installed
 
-.PHONY: demo test faults lint bench clean
+.PHONY: demo demo-cluster test faults lint bench clean
 BENCH_STAMP := $(VENV)/.ferry-bench-installed
 
 $(STAMP): pyproject.toml
@@ -14,6 +14,17 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m scripts.demo
+
+CLUSTER_STAMP := $(VENV)/.ferry-cluster-installed
+
+$(CLUSTER_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
+	touch $(CLUSTER_STAMP)
+
+# The sharded bulk DAG on a real CeleryExecutor cluster (two workers) on 127.0.0.1; not a test.
+# Installs Debian's redis-server and postgresql with apt-get when they are missing.
+demo-cluster: $(CLUSTER_STAMP)
+	$(BIN)/python -m scripts.cluster
 
 # The suite includes the fault matrix (tests/faults): its cells run once, and its table is
 # printed at the end of the run.
@@ -40,4 +51,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .demo .bench .pytest_cache .pytest-tmp .ruff_cache
+	rm -rf $(VENV) .demo .cluster .bench .pytest_cache .pytest-tmp .ruff_cache

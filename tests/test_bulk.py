@@ -820,6 +820,15 @@ def test_sharded_dag_moves_every_object_once_and_a_rerun_skips(
         assert sum(per_shard) == len(SHARDED)
         merged = run.get_task_instance("merge").xcom_pull(task_ids="merge")
         assert merged["objects"] == len(SHARDED) and merged["shards"] == 4
+        # Each shard names the worker that ran it: the hostname Airflow recorded for its task instance.
+        hosts = {ti.map_index: ti.hostname for ti in moves}
+        assert all(hosts.values()), hosts
+        by_shard = merged["by_shard"]
+        assert [s["shard"] for s in by_shard] == [0, 1, 2, 3]
+        assert [s["worker"] for s in by_shard] == [hosts[i] for i in range(4)]
+        assert [s["objects"] for s in by_shard] == per_shard
+        assert [s["counts"][expected] for s in by_shard] == per_shard
+        assert [s["manifest"] for s in by_shard] == [p["manifest"] for p in plan]
         assert merged["counts"] == {"OK": 0, "skip": 0, "error": 0} | {expected: len(SHARDED)}
         with open(work / "merged.csv", newline="") as f:
             text = f.read()

@@ -87,6 +87,7 @@ def ferry_bulk_demo() -> None:
     merge = FerryManifestMergeOperator(
         task_id="merge",
         manifests=plan.output,
+        shard_summaries=download.output,  # the summary then says which worker ran each shard
         destination=os.path.join(RUN_DIR, "manifest.csv"),
         fail_on_error=True,
     )

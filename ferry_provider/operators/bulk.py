@@ -70,6 +70,12 @@ def _check_filters_when_parsed(op: Any) -> None:
         _filter(op)
 
 
+def _worker(context: Context) -> str | None:
+    """The host that ran this task, as Airflow records it for the task instance ([core]
+    hostname_callable): which worker took a shard shows how the executor spread them."""
+    return getattr(context.get("ti"), "hostname", None)
+
+
 def _read(url: str, conn_id: str | None) -> str:
     parsed = parse_url(url)
     if parsed.is_local:
@@ -92,9 +98,9 @@ class FerryBulkTransferOperator(FerryTransferOperator):
     of the same size as identical. A failed object is an ``error`` row and the rest go on; with
     ``fail_on_error`` (default) the task fails at the end when any row is ``error``.
 
-    XCom: a summary (counts and bytes per result, the manifest's location) with the first
-    ``row_limit`` rows, so XCom stays small whatever the number of objects; also pushed as
-    ``bulk_summary`` when the task fails.
+    XCom: a summary (counts and bytes per result, the manifest's location, the ``worker`` that
+    ran the task: the task instance's hostname) with the first ``row_limit`` rows, so XCom stays
+    small whatever the number of objects; also pushed as ``bulk_summary`` when the task fails.
 
     Takes the arguments of FerryTransferOperator, which apply to each object, except
     ``manifest_path``, ``expected_digests`` and ``expected_size``, which are refused (use
@@ -268,6 +274,7 @@ class FerryBulkTransferOperator(FerryTransferOperator):
             if row["result"] == "error":
                 self.log.warning("%s -> %s: %s", row["source"], row["destination"], row["description"])
         result = self._summary = summary.to_dict()
+        result["worker"] = _worker(context)
         if not summary.errors:
             extra = {"source": summary.source, "counts": result["counts"], "manifest": summary.manifest}
             emit_asset_events(context, self.outlets, summary.destination, extra)
@@ -375,11 +382,33 @@ class FerryBulkPlanOperator(BaseOperator):
         return out
 
 
+def _by_shard(summaries: Sequence[dict[str, Any]] | str) -> list[dict[str, Any]]:
+    """One line per shard from the mapped tasks' summaries: who ran it and what it did."""
+    if isinstance(summaries, str):
+        import ast
+
+        summaries = ast.literal_eval(summaries)  # a templated xcom_pull arrives as its text
+    return [
+        {
+            "shard": index,
+            "worker": s.get("worker"),
+            "objects": sum(s["counts"].values()),
+            "already_done": s.get("already_done", 0),
+            "bytes_transferred": sum(s["bytes_transferred"].values()),
+            "counts": s["counts"],
+            "manifest": s.get("manifest"),
+        }
+        for index, s in enumerate(summaries)
+    ]
+
+
 class FerryManifestMergeOperator(BaseOperator):
     """Join the shards' manifests (``manifests``: a list of locations, or the planner's output,
     whose ``manifest`` entries are taken) into ``destination`` (optional) and return the summary:
     object count, counts and bytes per result. ``fail_on_error`` fails the task when any row is
-    ``error`` (after writing the merged manifest).
+    ``error`` (after writing the merged manifest). Given the shards' own summaries
+    (``shard_summaries=move.output``), the summary also has ``by_shard``: per shard, the worker
+    that ran it, its counts and bytes.
 
     :param manifests: The shard manifests (templated): a list of local paths or object URLs, a list
         of dicts whose ``manifest`` entry is taken (FerryBulkPlanOperator's output), or the text of
@@ -393,9 +422,12 @@ class FerryManifestMergeOperator(BaseOperator):
         merged manifest is written. Default ``False``.
     :param spool_dir: Directory where a merged manifest bound for an object URL is spooled before
         the upload. Default ``None``: the system's temporary directory.
+    :param shard_summaries: The mapped FerryBulkTransferOperator tasks' return values, in shard
+        order (templated): ``move.output``, or the text of such a list as a template renders it.
+        Default ``None``: the summary has no ``by_shard``.
     """
 
-    template_fields: Sequence[str] = ("manifests", "destination", "conn_id")
+    template_fields: Sequence[str] = ("manifests", "destination", "conn_id", "shard_summaries")
 
     def __init__(
         self,
@@ -405,9 +437,11 @@ class FerryManifestMergeOperator(BaseOperator):
         conn_id: str | None = None,
         fail_on_error: bool = False,
         spool_dir: str | None = None,
+        shard_summaries: Sequence[dict[str, Any]] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.shard_summaries = shard_summaries
         self.spool_dir = spool_dir  # where a remote destination is spooled (default: the system's temp folder)
         self.manifests = manifests
         self.destination = destination
@@ -447,6 +481,8 @@ class FerryManifestMergeOperator(BaseOperator):
                 hook.put(self.destination, out, size=size, content_type=content_type_of(fmt))
         summary["manifest"] = self.destination
         summary["shards"] = len(locations)
+        if self.shard_summaries is not None:
+            summary["by_shard"] = _by_shard(self.shard_summaries)
         self.log.info("%d shard manifest(s): %s", len(locations), summary)
         if self.fail_on_error and summary["counts"]["error"]:
             raise AirflowException(f"{summary['counts']['error']} object(s) failed; merged manifest {self.destination}")

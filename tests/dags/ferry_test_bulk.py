@@ -2,7 +2,8 @@
 
 ``plan`` lists FERRY_BULK_SOURCE once into at most FERRY_BULK_SHARDS shards (listings under
 FERRY_BULK_WORK/listing/), ``move`` is one mapped task per shard (each with its own manifest
-under FERRY_BULK_WORK/manifests/), and ``merge`` joins the manifests into one and counts results.
+under FERRY_BULK_WORK/manifests/), and ``merge`` joins the manifests into one and counts results,
+per shard too, with the worker that ran each.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def ferry_test_bulk() -> None:
         retries=0,
     ).expand_kwargs(plan.output)
     merge = FerryManifestMergeOperator(
-        task_id="merge", manifests=plan.output, destination=f"{WORK}/merged.csv", fail_on_error=True
+        task_id="merge",
+        manifests=plan.output,
+        shard_summaries=move.output,
+        destination=f"{WORK}/merged.csv",
+        fail_on_error=True,
     )
     move >> merge
 

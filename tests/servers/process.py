@@ -180,10 +180,11 @@ class ServerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
-    def wait_ready(self, url: str, ports: Sequence[int] = (), timeout: float = 60.0) -> None:
+    def wait_ready(self, url: str | None, ports: Sequence[int] = (), timeout: float = 60.0) -> None:
         """Wait until this process listens on every port in ``ports`` and ``url`` answers (an HTTP
-        error counts). Raise StartFailed when it exits or logs a bind failure first; on timeout
-        stop it and raise RuntimeError."""
+        error counts; no ``url``: a server that does not speak HTTP, listening is enough). Raise
+        StartFailed when it exits or logs a bind failure first; on timeout stop it and raise
+        RuntimeError."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -191,7 +192,7 @@ class ServerProcess:
             output = self.tail(start=self._log_start)
             if BIND_FAILURE in output.lower():
                 raise StartFailed(f"could not bind: {output}")
-            if set(ports) <= listening_ports(self.pid) and _answers(url):
+            if set(ports) <= listening_ports(self.pid) and (url is None or _answers(url)):
                 return
             time.sleep(0.1)
         self.stop()
@@ -235,7 +236,7 @@ def start_server(
     log_path: str,
     port_count: int,
     argv_for: Callable[[list[int]], Sequence[str]],
-    url_for: Callable[[list[int]], str],
+    url_for: Callable[[list[int]], str | None],
     *,
     env: dict[str, str] | None = None,
     cwd: str | None = None,
@@ -246,7 +247,8 @@ def start_server(
     """Start a server on ``port_count`` reserved ports; return it once it serves on all of them.
 
     ``argv_for``, ``url_for`` and ``leftovers_for`` map the ports to the command, the URL that
-    answers when it is up, and the unix sockets to sweep at stop. A start that dies early or
+    answers when it is up (``None`` for a server that does not speak HTTP), and the unix sockets
+    to sweep at stop. A start that dies early or
     logs a bind failure is retried on new ports, ``attempts`` times in all.
     """
     failures = []
