@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -32,8 +33,10 @@ BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 REWRITE_SUFFIX = ".new"
 
 
+@functools.cache
 def current_boot() -> str | None:
-    """This boot's random id (Linux); None where the system does not expose one."""
+    """This boot's random id (Linux); None where the system does not expose one. Read once: it
+    cannot change while the process lives (a bulk run asked it for every object)."""
     try:
         with open(BOOT_ID_FILE) as f:
             return f.read().strip() or None

@@ -47,10 +47,10 @@ def local_destination(root: str, relative: str) -> str:
 def _check_no_escape(root: str, path: str, refuse: Callable[[str], InvalidArgumentError]) -> None:
     """A folder already below ``root`` may be a symbolic link to elsewhere: resolve the deepest
     existing ancestor of ``path`` and require it inside ``root``."""
-    real_root = os.path.realpath(root)
     ancestor = os.path.dirname(path)
     while not os.path.lexists(ancestor) and ancestor != os.path.dirname(ancestor):
         ancestor = os.path.dirname(ancestor)
     real = os.path.realpath(ancestor)
+    real_root = real if ancestor == root else os.path.realpath(root)  # one resolution when they are one
     if real != real_root and not real.startswith(real_root + os.sep):
         raise refuse(f"{ancestor} leads outside it (to {real})")
