@@ -22,6 +22,7 @@ import time
 from collections import Counter
 
 from ferry_provider.transfer.manifest_file import parse_rows
+from scripts.same_tree import same_tree
 from tests.servers.process import interrupt_on_sigterm
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,7 +99,7 @@ def run_bulk_demo(airflow: str, work: str) -> bool:
     with open(os.path.join(bulk, "runs", run_dir, "manifest.csv")) as f:
         rows = list(parse_rows(f.read()))
     shards = len(os.listdir(os.path.join(bulk, "runs", run_dir, "manifests")))
-    same = not filecmp.dircmp(os.path.join(bulk, "source", day), os.path.join(bulk, "downloaded", day)).diff_files
+    same = same_tree(os.path.join(bulk, "source", day), os.path.join(bulk, "downloaded", day))
     print_bulk_summary(rows, shards)
     print(f"\ndownloaded folder identical to the generated one: {same}; DAG log: {log_path}")
     return same and all(r["result"] in ("OK", "skip") for r in rows)

@@ -15,6 +15,7 @@ date skips what is already there.
 
 from __future__ import annotations
 
+import ast
 import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -385,11 +386,11 @@ class FerryBulkPlanOperator(BaseOperator):
 def _by_shard(summaries: Sequence[dict[str, Any]] | str) -> list[dict[str, Any]]:
     """One line per shard from the mapped tasks' summaries: who ran it and what it did."""
     if isinstance(summaries, str):
-        import ast
-
         summaries = ast.literal_eval(summaries)  # a templated xcom_pull arrives as its text
     return [
-        {
+        {"shard": index, "worker": None, "missing": "no summary: the shard's task did not finish"}
+        if not s
+        else {
             "shard": index,
             "worker": s.get("worker"),
             "objects": sum(s["counts"].values()),

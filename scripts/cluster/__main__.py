@@ -11,7 +11,6 @@ keeps it, logs and all, for a look after the run).
 
 from __future__ import annotations
 
-import filecmp
 import glob
 import os
 import shutil
@@ -36,6 +35,7 @@ from scripts.cluster.databases import start_postgres, start_redis, stop_postgres
 from scripts.cluster.debian import ensure_packages
 from scripts.cluster.report import problems, shard_table
 from scripts.cluster.rest import AirflowApi
+from scripts.same_tree import same_tree
 from tests.servers.process import interrupt_on_sigterm
 
 HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -164,20 +164,6 @@ def follow(api: AirflowApi, run_id: str, clock: Clock) -> str:
             return state
         time.sleep(3)
     raise RuntimeError(f"the run did not finish within {RUN_TIMEOUT:.0f}s")
-
-
-def same_tree(left: str, right: str) -> bool:
-    """Every file under ``left`` is under ``right`` with the same bytes, and nothing more."""
-
-    def files(root: str) -> set[str]:
-        return {os.path.relpath(os.path.join(d, f), root) for d, _, names in os.walk(root) for f in names}
-
-    ours = files(left)
-    return (
-        bool(ours)
-        and ours == files(right)
-        and all(filecmp.cmp(os.path.join(left, f), os.path.join(right, f), shallow=False) for f in ours)
-    )
 
 
 def show_failures(home: str, run_id: str, instances: list[dict]) -> None:
