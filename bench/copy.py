@@ -387,7 +387,8 @@ def same_store_clients(
     ferry = [py, "-m", "bench.clients.ferry_copy", src_url, dst_url]
     common = ["--state-dir", state_dir, "--expect", "server-side"]
     first = args.parallelism[0]
-    clients = [Client(f"ferry -j{p}", [*ferry, str(p), *common], True) for p in args.parallelism]
+    engine_rows = [] if args.cli_only else args.parallelism
+    clients = [Client(f"ferry -j{p}", [*ferry, str(p), *common], True) for p in engine_rows]
     if threshold_rows:
         threshold = str(2 * size)
         clients.insert(
@@ -440,7 +441,8 @@ def cross_store_clients(a: Server, b: Server, args: argparse.Namespace, state_di
     conns = ["--src-conn", CONN_A, "--dst-conn", CONN_B]
     ferry = [py, "-m", "bench.clients.ferry_copy", src_url, dst_url]
     pipeline = ["--state-dir", state_dir, "--expect", "pipeline"]
-    clients = [Client(f"ferry -j{p} (pipeline)", [*ferry, str(p), *conns, *pipeline], True) for p in args.parallelism]
+    engine_rows = [] if args.cli_only else args.parallelism
+    clients = [Client(f"ferry -j{p} (pipeline)", [*ferry, str(p), *conns, *pipeline], True) for p in engine_rows]
     side = {"BENCH_SRC": a, "BENCH_DST": b}
     first = args.parallelism[0]
     clients += [
@@ -508,6 +510,9 @@ def main() -> int:
     )
     parser.add_argument("--no-net", action="store_true", help="skip the runs under strace (network bytes)")
     parser.add_argument("--results-json", default=None, help="also write the suite's rows here")
+    parser.add_argument(
+        "--cli-only", action="store_true", help="Ferry as `ferry cp` only (and, across stores, without Airflow)"
+    )
     args = parser.parse_args()
     results: list[Result] = []
     size = args.size_mib * MiB

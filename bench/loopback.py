@@ -5,6 +5,8 @@
 Downloads are checked byte for byte (SHA-256) after every run; uploads go to a new key each run
 and are removed after it. Two ceilings frame the tools: one curl stream and parallel raw ranged
 GETs that discard the bytes (what the server delivers), and parallel raw PUTs (what it ingests).
+Uploads run the peers at their defaults only: tuned flags gained nothing here (the server's
+ingest, the raw-PUT ceiling, bounds them all; measured in the first full run, 2026-11-24).
 """
 
 from __future__ import annotations
@@ -27,11 +29,6 @@ DOWNLOAD_TUNED = {
     "s5cmd cp": ["--concurrency", "8", "--part-size", "128"],
     "rclone copyto": ["--multi-thread-streams", "8", "--multi-thread-chunk-size", "128M"],
     "boto3 download_file": ["--concurrency", "8", "--chunk-mib", "128"],
-}
-UPLOAD_TUNED = {
-    "s5cmd cp": ["--concurrency", "8", "--part-size", "64"],
-    "rclone copyto": ["--s3-upload-concurrency", "8", "--s3-chunk-size", "64M"],
-    "boto3 upload_file": ["--concurrency", "8", "--chunk-mib", "64"],
 }
 
 
@@ -95,7 +92,7 @@ def run(size_mib: int, rounds: int) -> list[Result]:
         with open(source, "wb") as f:
             for _ in range(size_mib):
                 f.write(os.urandom(MiB))
-        up = s3_uploaders(endpoint.url, endpoint, source, BUCKET, UPLOAD_TUNED)
+        up = s3_uploaders(endpoint.url, endpoint, source, BUCKET, {})
         up.append(
             Contender(
                 "boto3 upload_file, CRT client",

@@ -7,7 +7,6 @@ import datetime
 import os
 import platform
 import statistics
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -97,8 +96,7 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem_gib:.1f} GiB, Linux {platform.release()}, Python {python}"
 
 
-def write_markdown(rows: Sequence[Result], path: str, preamble: str) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+def write_markdown(rows: Sequence[Result], path: str, preamble: str, commit: str) -> None:
     lines = [
         "# Benchmark results (`make bench`)",
         "",
