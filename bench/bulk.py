@@ -12,7 +12,6 @@ Then the shard planner on a generated listing: seconds and peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -21,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bench.common import BENCH_DIR, SCRATCH, Contender, MiB, fresh_scratch, measure, run_rounds, s3_env
 from bench.copy import rclone_remote
-from bench.results import Result, from_contenders
+from bench.results import Result, from_contenders, report
 from tests.servers.seaweedfs import start_seaweedfs
 
 BUCKET = "ferry-bulk-bench"
@@ -36,10 +35,7 @@ def main() -> int:
     parser.add_argument("--results-json", default=None)
     parser.add_argument("--no-boto3-loop", action="store_true", help="leave out the slowest peer (the suite does)")
     args = parser.parse_args()
-    rows = run(args)
-    if args.results_json:
-        with open(args.results_json, "w") as f:
-            json.dump([r.__dict__ for r in rows], f)
+    report(run(args), args.results_json, table=False)  # its own tables were printed on the way
     return 0
 
 

@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bench.common import BENCH_DIR, Contender, MiB, Sample, fresh_scratch, s3_env, vm_hwm
-from bench.results import Result, from_contenders
+from bench.results import Result, from_contenders, report
 from tests.servers.process import ServerProcess
 from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs
 
@@ -627,9 +627,7 @@ def main() -> int:
                 net,
             )
             results += suite_rows(f"W4 cross-store copy {cross // MiB} MiB, SeaweedFS A -> B", clients, cross)
-        if args.results_json:
-            with open(args.results_json, "w") as f:
-                json.dump([r.__dict__ for r in results], f)
+        report(results, args.results_json, table=False)
     finally:
         for s in servers:
             s.proc.stop(grace=5)

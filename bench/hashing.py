@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import statistics
 import sys
@@ -21,7 +20,7 @@ import zlib
 from collections.abc import Callable
 
 from bench.common import MiB, vm_hwm
-from bench.results import Result, print_results
+from bench.results import Result, report
 
 SLICE = 8 * MiB
 
@@ -91,10 +90,7 @@ def main() -> int:
     parser.add_argument("--results-json", default=None)
     args = parser.parse_args()
     rows = run(args.mib, args.rounds)
-    print_results(rows)
-    if args.results_json:
-        with open(args.results_json, "w") as f:
-            json.dump([r.__dict__ for r in rows], f)
+    report(rows, args.results_json)
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -24,7 +23,7 @@ import sys
 from bench.cloud_link import start_cloud_link
 from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, run_rounds, s3_env
 from bench.download import BUCKET, KEY, seed_object
-from bench.results import Result, from_contenders, print_results
+from bench.results import Result, from_contenders, report
 from bench.tools import FERRY, s3_downloaders
 from tests.servers.seaweedfs import start_seaweedfs
 
@@ -120,10 +119,7 @@ def main() -> int:
     parser.add_argument("--results-json", default=None)
     args = parser.parse_args()
     rows = run(args.size_mib, args.rounds, args.rate_mib, args.delay)
-    print_results(rows)
-    if args.results_json:
-        with open(args.results_json, "w") as f:
-            json.dump([r.__dict__ for r in rows], f)
+    report(rows, args.results_json)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -21,7 +20,7 @@ import sys
 from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, run_rounds, s3_env
 from bench.copy import Server
 from bench.download import BUCKET, KEY, seed_object
-from bench.results import Result, from_contenders, print_results
+from bench.results import Result, from_contenders, report
 from bench.tools import PY, s3_downloaders, s3_uploaders
 from tests.servers.seaweedfs import start_seaweedfs
 
@@ -137,10 +136,7 @@ def main() -> int:
     parser.add_argument("--results-json", default=None)
     args = parser.parse_args()
     rows = run(args.size_mib, args.rounds)
-    print_results(rows)
-    if args.results_json:
-        with open(args.results_json, "w") as f:
-            json.dump([r.__dict__ for r in rows], f)
+    report(rows, args.results_json)
     return 0
 
 

@@ -12,14 +12,13 @@ HEAD, GET, verify, rename), against s5cmd doing the same.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 
 from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, run_rounds, s3_env
 from bench.download import BUCKET
-from bench.results import Result, from_contenders, print_results
+from bench.results import Result, from_contenders, report
 from bench.tools import s3_downloaders
 from tests.servers.seaweedfs import start_seaweedfs
 
@@ -92,10 +91,7 @@ def main() -> int:
     parser.add_argument("--results-json", default=None)
     args = parser.parse_args()
     rows = run(args.sizes_mib, args.rounds)
-    print_results(rows)
-    if args.results_json:
-        with open(args.results_json, "w") as f:
-            json.dump([r.__dict__ for r in rows], f)
+    report(rows, args.results_json)
     return 0
 
 

@@ -4,6 +4,7 @@ bench/RESULTS.md with the machine's description, and plotted (throughput per too
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -85,6 +86,15 @@ def print_results(rows: Sequence[Result]) -> None:
     for line in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
     print("(medians of alternated runs; 'Ferry is' = Ferry's rate at defaults / the tool's; [ceiling]: not a tool)")
+
+
+def report(rows: Sequence[Result], results_json: str | None, table: bool = True) -> None:
+    """A workload's ending: its table, and its rows as JSON for the suite when it asked."""
+    if table:
+        print_results(rows)
+    if results_json:
+        with open(results_json, "w") as f:
+            json.dump([r.__dict__ for r in rows], f)
 
 
 def machine() -> str:
