@@ -18,8 +18,7 @@ import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.common import BENCH_DIR, SCRATCH, Contender, MiB, fresh_scratch, measure, run_rounds, s3_env
-from bench.copy import rclone_remote
+from bench.common import BENCH_DIR, SCRATCH, Contender, MiB, fresh_scratch, measure, rclone_remote, run_rounds, s3_env
 from bench.results import Result, from_contenders, report
 from tests.servers.seaweedfs import start_seaweedfs
 

@@ -122,6 +122,21 @@ def s3_env(endpoint: S3Endpoint) -> dict[str, str]:
     }
 
 
+def rclone_remote(name: str, endpoint: S3Endpoint, url: str | None = None) -> dict[str, str]:
+    """An rclone S3 remote called ``name`` for the endpoint (reached at ``url`` when given: through
+    a proxy), from the environment alone: no config file is read or written."""
+    prefix = f"RCLONE_CONFIG_{name.upper()}_"
+    return {
+        prefix + "TYPE": "s3",
+        prefix + "PROVIDER": "Other",
+        prefix + "ENDPOINT": url or endpoint.url,
+        prefix + "ACCESS_KEY_ID": endpoint.access_key,
+        prefix + "SECRET_ACCESS_KEY": endpoint.secret_key,
+        prefix + "REGION": endpoint.region,
+        "RCLONE_CONFIG": os.devnull,
+    }
+
+
 def fresh_scratch() -> str:
     shutil.rmtree(SCRATCH, ignore_errors=True)
     os.makedirs(SCRATCH)

@@ -41,7 +41,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bench.common import BENCH_DIR, Contender, MiB, Sample, fresh_scratch, s3_env, vm_hwm
+from bench.common import BENCH_DIR, Contender, MiB, Sample, fresh_scratch, rclone_remote, s3_env, vm_hwm
 from bench.results import Result, from_contenders, report
 from tests.servers.process import ServerProcess
 from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs
@@ -359,18 +359,6 @@ def remove_copies(server: Server) -> None:
     for upload in uploads:
         client.abort_multipart_upload(Bucket=DST_BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])  # type: ignore[attr-defined]
     server.reclaim()
-
-
-def rclone_remote(name: str, endpoint: S3Endpoint) -> dict[str, str]:
-    prefix = f"RCLONE_CONFIG_{name.upper()}_"
-    return {
-        prefix + "TYPE": "s3",
-        prefix + "PROVIDER": "Other",
-        prefix + "ENDPOINT": endpoint.url,
-        prefix + "ACCESS_KEY_ID": endpoint.access_key,
-        prefix + "SECRET_ACCESS_KEY": endpoint.secret_key,
-        prefix + "REGION": endpoint.region,
-    }
 
 
 def slug(name: str) -> str:

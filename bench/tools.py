@@ -10,24 +10,12 @@ from __future__ import annotations
 import os
 import sys
 
-from bench.common import Contender, s3_env
+from bench.common import Contender, rclone_remote, s3_env
 from tests.servers.seaweedfs import S3Endpoint
 
 PY = sys.executable
 BIN = os.path.dirname(PY)
 FERRY, S5CMD, RCLONE = (os.path.join(BIN, name) for name in ("ferry", "s5cmd", "rclone"))
-
-
-def rclone_env(endpoint_url: str, endpoint: S3Endpoint) -> dict[str, str]:
-    """An rclone remote named ``bench`` for the endpoint, from the environment (no config file)."""
-    return {
-        "RCLONE_CONFIG_BENCH_TYPE": "s3",
-        "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
-        "RCLONE_CONFIG_BENCH_ENDPOINT": endpoint_url,
-        "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": endpoint.access_key,
-        "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": endpoint.secret_key,
-        "RCLONE_CONFIG": os.devnull,
-    }
 
 
 def s3_downloaders(
@@ -43,7 +31,7 @@ def s3_downloaders(
         "rclone copyto": [RCLONE, "copyto", f"bench:{bucket}/{key}", dest],
         "boto3 download_file": [PY, "-m", "bench.clients.boto3_get", endpoint_url, bucket, key, dest],
     }
-    return _with_tuned(rows, tuned, env, rclone_env(endpoint_url, endpoint))
+    return _with_tuned(rows, tuned, env, rclone_remote("bench", endpoint, endpoint_url))
 
 
 def s3_uploaders(
@@ -58,7 +46,7 @@ def s3_uploaders(
         "rclone copyto": [RCLONE, "--s3-no-check-bucket", "copyto", source, f"bench:{bucket}/{key}"],
         "boto3 upload_file": [PY, "-m", "bench.clients.boto3_put", endpoint_url, source, bucket, key],
     }
-    return _with_tuned(rows, tuned, env, rclone_env(endpoint_url, endpoint))
+    return _with_tuned(rows, tuned, env, rclone_remote("bench", endpoint, endpoint_url))
 
 
 def _with_tuned(
