@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
+from scripts.debian import apt_install
 from tests.servers.process import ServerProcess, start_server
 
 MODULES = "/usr/lib/nginx/modules"
@@ -27,8 +27,7 @@ PACKAGES = ["nginx-light", "libnginx-mod-http-lua", "aria2"]
 def ensure_nginx() -> str:
     """The nginx binary, with its Lua module; installed from Debian's packages when missing."""
     if not (shutil.which("nginx") and shutil.which("aria2c") and os.path.exists(f"{MODULES}/ngx_http_lua_module.so")):
-        print("installing nginx, its Lua module and aria2 (apt-get) ...", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", *PACKAGES], check=True, stdout=subprocess.DEVNULL)
+        apt_install(PACKAGES, "the cloud-like link (W2)")
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     return binary
 

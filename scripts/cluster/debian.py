@@ -9,7 +9,8 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import subprocess
+
+from scripts.debian import apt_install
 
 PACKAGES = ("redis-server", "postgresql")
 
@@ -29,13 +30,7 @@ def ensure_packages() -> tuple[str, str]:
     redis, bindir = redis_server(), postgres_bindir()
     if redis and bindir:
         return redis, bindir
-    if os.geteuid() != 0:
-        install = f"apt-get install -y {' '.join(PACKAGES)}"
-        raise SystemExit(f"redis-server and PostgreSQL are needed: run `{install}` as root")
-    print(f"installing {', '.join(PACKAGES)} with apt-get ...", flush=True)
-    quiet = {"stdout": subprocess.DEVNULL, "env": {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], check=True, **quiet)
+    apt_install(list(PACKAGES), "the cluster demo's broker and database")
     redis, bindir = redis_server(), postgres_bindir()
     if not (redis and bindir):
         raise SystemExit("apt-get installed the packages but redis-server or postgres is still missing")
