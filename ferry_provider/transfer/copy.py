@@ -157,14 +157,7 @@ class _Copy:
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
-        return run_settling_races(
-            self._run,
-            self.row,
-            what="copy",
-            no_clobber=self.opts.no_clobber,
-            restart_on_change=self.opts.restart_on_change,
-            on_restart=lambda note: setattr(self, "_notes", [note]),
-        )
+        return run_settling_races(self._run, self.row, "copy", self.opts, self._notes)
 
     def _run(self) -> ManifestRow:
         pin = self._head_source()

@@ -6,9 +6,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ferry_provider.hooks.errors import FerryError, PreconditionFailedError, SourceChangedError
 from ferry_provider.transfer.interrupt import Interrupted
+
+if TYPE_CHECKING:
+    from ferry_provider.transfer.options import TransferOptions
 
 log = logging.getLogger("ferry_provider.transfer")
 OK, SKIP, ERROR = "OK", "skip", "error"
@@ -52,30 +56,24 @@ class TransferError(FerryError):
 
 
 def run_settling_races(
-    run_once: Callable[[], ManifestRow],
-    row: ManifestRow,
-    *,
-    what: str,
-    no_clobber: bool,
-    restart_on_change: bool,
-    on_restart: Callable[[str], None],
+    run_once: Callable[[], ManifestRow], row: ManifestRow, what: str, opts: TransferOptions, notes: list[str]
 ) -> ManifestRow:
     """Run a write (``what``: upload, copy) and settle the two races it can lose.
 
-    A source that changed under it is started over once with ``restart_on_change`` (``on_restart``
-    gets the note for the row). A conditional write refused because the destination appeared
-    after it was looked up (or listed) is what no_clobber asked for: a ``skip`` row."""
+    A source that changed under it is started over once with ``opts.restart_on_change``, and
+    ``notes`` (the row's) then say only that. A conditional write refused because the destination
+    appeared after it was looked up (or listed) is what ``opts.no_clobber`` asked for: a skip row."""
     try:
         try:
             return run_once()
         except SourceChangedError:
-            if not restart_on_change:
+            if not opts.restart_on_change:
                 raise
             log.warning("%s changed during the %s; starting over once", row.source, what)
-            on_restart(f"the source changed during the {what}: restarted once (restart_on_change)")
+            notes[:] = [f"the source changed during the {what}: restarted once (restart_on_change)"]
         return run_once()
     except PreconditionFailedError as exc:
-        if not no_clobber or isinstance(exc, SourceChangedError):
+        if not opts.no_clobber or isinstance(exc, SourceChangedError):
             raise
         log.info("%s: the destination appeared during the %s (no_clobber); left as it was", row.destination, what)
         return row.finish(SKIP, f"the destination appeared during the {what} (no_clobber); left as it was")

@@ -123,14 +123,7 @@ class _Upload:
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> ManifestRow:
-        return run_settling_races(
-            self._run_once,
-            self.row,
-            what="upload",
-            no_clobber=self.opts.no_clobber,
-            restart_on_change=self.opts.restart_on_change,
-            on_restart=lambda note: setattr(self, "_notes", [note]),
-        )
+        return run_settling_races(self._run_once, self.row, "upload", self.opts, self._notes)
 
     def _run_once(self) -> ManifestRow:
         fd, st = self._open_source()
