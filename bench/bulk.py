@@ -14,13 +14,22 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.common import BENCH_DIR, SCRATCH, Contender, MiB, fresh_scratch, measure, rclone_remote, run_rounds, s3_env
+from bench.common import (
+    BENCH_DIR,
+    SCRATCH,
+    Contender,
+    MiB,
+    fresh_scratch,
+    measure,
+    rclone_remote,
+    run_rounds,
+    start_store,
+    stop_store,
+)
 from bench.results import Result, from_contenders, report
-from tests.servers.seaweedfs import start_seaweedfs
 
 BUCKET = "ferry-bulk-bench"
 
@@ -34,18 +43,15 @@ def main() -> int:
     parser.add_argument("--results-json", default=None)
     parser.add_argument("--no-boto3-loop", action="store_true", help="leave out the slowest peer (the suite does)")
     args = parser.parse_args()
-    report(run(args), args.results_json, table=False)  # its own tables were printed on the way
+    report(run(args), args.results_json)
     return 0
 
 
 def run(args: argparse.Namespace) -> list[Result]:
     scratch = fresh_scratch()
     data_dir = os.path.join(BENCH_DIR, "seaweedfs-bulk")
-    shutil.rmtree(data_dir, ignore_errors=True)
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    proc, endpoint = start_seaweedfs(data_dir)
+    proc, endpoint = start_store(data_dir)
     try:
-        os.environ.update(s3_env(endpoint))
         from ferry_provider.hooks.s3_store import S3Store
 
         hook = S3Store(max_connections=32)
@@ -72,10 +78,6 @@ def run(args: argparse.Namespace) -> list[Result]:
         state = os.path.join(scratch, "state")
         os.makedirs(state)
         out = os.path.join(scratch, "out")
-        counter = iter(range(10**6))
-
-        def up_prefix(tool: str) -> str:
-            return f"up-{tool}-{next(counter)}/"  # fresh each run: nothing to skip
 
         down = [
             Contender("ferry cp -r", [ferry, "cp", "-r", f"s3://{BUCKET}/src/", out + "/", "-q", "--state-dir", state]),
@@ -96,34 +98,27 @@ def run(args: argparse.Namespace) -> list[Result]:
             down = down[:-1]
         print(f"\nW3 download: {args.objects} x {args.size_kib} KiB, SeaweedFS -> tmpfs", flush=True)
         run_rounds(down, args.rounds, after_each=lambda c: shutil.rmtree(out, ignore_errors=True))
-        table(down, args.objects)
 
+        dest = "up-{RUN}/"  # a fresh prefix every run: nothing for any tool to skip
         up = [
-            Contender("ferry cp -r", []),
-            Contender("s5cmd cp (256 workers)", []),
-            Contender("rclone copy (defaults)", [], env=remote),
-            Contender("rclone copy --transfers 64", [], env=remote),
-            Contender("boto3 loop", [], reports_own_time=True),
+            Contender(
+                "ferry cp -r", [ferry, "cp", "-r", source + "/", f"s3://{BUCKET}/{dest}", "-q", "--state-dir", state]
+            ),
+            Contender("s5cmd cp (256 workers)", [*s5cmd, "cp", source + "/", f"s3://{BUCKET}/{dest}"]),
+            Contender("rclone copy (defaults)", [*rclone, "copy", source, f"swfs:{BUCKET}/{dest}"], env=remote),
+            Contender(
+                "rclone copy --transfers 64",
+                [*rclone, "copy", "--transfers", "64", source, f"swfs:{BUCKET}/{dest}"],
+                env=remote,
+            ),
+            Contender(
+                "boto3 loop",
+                [py, "-m", "bench.clients.boto3_loop", "up", endpoint.url, BUCKET, dest, source],
+                reports_own_time=True,
+            ),
         ][: 4 if args.no_boto3_loop else 5]
-
-        def refresh(c: Contender) -> None:
-            """A fresh destination prefix for the next run of every tool."""
-            tool = c.name.split()[0] + str(len(c.samples))
-            dest = up_prefix(tool)
-            argv = {
-                "ferry cp -r": [ferry, "cp", "-r", source + "/", f"s3://{BUCKET}/{dest}", "-q", "--state-dir", state],
-                "s5cmd cp (256 workers)": [*s5cmd, "cp", source + "/", f"s3://{BUCKET}/{dest}"],
-                "rclone copy (defaults)": [*rclone, "copy", source, f"swfs:{BUCKET}/{dest}"],
-                "rclone copy --transfers 64": [*rclone, "copy", "--transfers", "64", source, f"swfs:{BUCKET}/{dest}"],
-                "boto3 loop": [py, "-m", "bench.clients.boto3_loop", "up", endpoint.url, BUCKET, dest, source],
-            }[c.name]
-            c.argv = argv
-
-        for c in up:
-            refresh(c)
         print(f"\nW3 upload: {args.objects} x {args.size_kib} KiB, tmpfs -> SeaweedFS", flush=True)
-        run_rounds(up, args.rounds, after_each=refresh)
-        table(up, args.objects)
+        run_rounds(up, args.rounds)
 
         plan = Contender(
             f"planner, {args.plan_keys} keys",
@@ -141,22 +136,8 @@ def run(args: argparse.Namespace) -> list[Result]:
             + from_contenders("W3 shard planning (no server)", [plan], args.plan_keys, "keys/s")
         )
     finally:
-        proc.stop(grace=5)
+        stop_store(proc, data_dir)
         shutil.rmtree(SCRATCH, ignore_errors=True)
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def table(contenders: list[Contender], objects: int) -> None:
-    base = statistics.median(s.seconds for s in contenders[0].samples)
-    print(f"{'tool':<30}{'median s':>10}{'objects/s':>11}{'ferry is':>10}{'peak RSS MiB':>14}")
-    for c in contenders:
-        secs = statistics.median(s.seconds for s in c.samples)
-        peak = max(s.peak_rss for s in c.samples) / MiB
-        print(f"{c.name:<30}{secs:>10.2f}{objects / secs:>11.0f}{secs / base:>9.2f}x{peak:>14.0f}")
-    print(
-        "(whole processes, start-up included; runs alternated; medians; 'ferry is' = its speed / the tool's)",
-        flush=True,
-    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tests.servers.seaweedfs import S3Endpoint
+from tests.servers.process import ServerProcess
+from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(HERE, ".bench")
@@ -135,6 +136,21 @@ def rclone_remote(name: str, endpoint: S3Endpoint, url: str | None = None) -> di
         prefix + "REGION": endpoint.region,
         "RCLONE_CONFIG": os.devnull,
     }
+
+
+def start_store(workdir: str) -> tuple[ServerProcess, S3Endpoint]:
+    """A SeaweedFS on an empty ``workdir``, its endpoint and keys put in the environment every
+    client inherits (no instance-metadata lookups either)."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    proc, endpoint = start_seaweedfs(workdir)
+    os.environ.update(s3_env(endpoint))
+    return proc, endpoint
+
+
+def stop_store(proc: ServerProcess, workdir: str) -> None:
+    proc.stop(grace=5)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def fresh_scratch() -> str:

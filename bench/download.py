@@ -21,8 +21,15 @@ import os
 import shutil
 import sys
 
-from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, print_table, run_rounds, s3_env
-from tests.servers.seaweedfs import start_seaweedfs
+from bench.common import (
+    BENCH_DIR,
+    Contender,
+    MiB,
+    fresh_scratch,
+    print_table,
+    run_rounds,
+    start_store,
+)
 
 BUCKET = "ferry-bench"
 KEY = "big.bin"
@@ -31,12 +38,18 @@ KEY = "big.bin"
 def seed_object(hook: object, size: int, seeded_as: str) -> str:
     """Write ``size`` random bytes to SeaweedFS as one multipart object with a full-object CRC32C,
     or (``etag``) in 8 MiB parts without any checksum; return their SHA-256."""
-    from ferry_provider.transfer import checksums
-
     if seeded_as == "etag":
         return seed_without_checksums(hook.client, size)  # type: ignore[attr-defined]
+    return seed_crc32c(hook, KEY, size)[0]
+
+
+def seed_crc32c(hook: object, key: str, size: int) -> tuple[str, int]:
+    """``size`` random bytes at ``key`` in 64 MiB parts with a full-object CRC32C, as Ferry
+    uploads; returns their SHA-256 and CRC32C."""
+    from ferry_provider.transfer import checksums
+
     part = 64 * MiB
-    url = f"s3://{BUCKET}/{KEY}"
+    url = f"s3://{BUCKET}/{key}"
     upload_id = hook.create_multipart(url)  # type: ignore[attr-defined]
     parts, crc, digest = [], 0, hashlib.sha256()
     for number, offset in enumerate(range(0, size, part), start=1):
@@ -54,7 +67,7 @@ def seed_object(hook: object, size: int, seeded_as: str) -> str:
             )
         )
     hook.complete_multipart(url, upload_id, parts, crc32c=checksums.hex32(crc), size=size)  # type: ignore[attr-defined]
-    return digest.hexdigest()
+    return digest.hexdigest(), crc
 
 
 def seed_without_checksums(client: object, size: int, part: int = 8 * MiB) -> str:
@@ -83,11 +96,9 @@ def main() -> int:
     args = parser.parse_args()
     size = args.size_mib * MiB
     scratch = fresh_scratch()
-    shutil.rmtree(os.path.join(BENCH_DIR, "seaweedfs"), ignore_errors=True)
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    proc, endpoint = start_seaweedfs(os.path.join(BENCH_DIR, "seaweedfs"))
+    workdir = os.path.join(BENCH_DIR, "seaweedfs")
+    proc, endpoint = start_store(workdir)
     try:
-        os.environ.update(s3_env(endpoint))  # inherited by every client
         from ferry_provider.hooks.s3_store import S3Store
 
         hook = S3Store()

@@ -21,11 +21,10 @@ import statistics
 import sys
 
 from bench.cloud_link import start_cloud_link
-from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, run_rounds, s3_env
+from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, run_rounds, start_store
 from bench.download import BUCKET, KEY, seed_object
 from bench.results import Result, from_contenders, report
 from bench.tools import FERRY, s3_downloaders
-from tests.servers.seaweedfs import start_seaweedfs
 
 S3_TUNED = {
     "ferry cp": ["-j", "32"],
@@ -58,11 +57,9 @@ def run(size_mib: int, rounds: int, rate_mib: int, delay: float) -> list[Result]
     scratch = fresh_scratch()
     workdir = os.path.join(BENCH_DIR, "w2")
     shutil.rmtree(workdir, ignore_errors=True)
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    proc, endpoint = start_seaweedfs(os.path.join(workdir, "seaweedfs"))
+    proc, endpoint = start_store(os.path.join(workdir, "seaweedfs"))
     nginx = None
     try:
-        os.environ.update(s3_env(endpoint))
         from ferry_provider.hooks.s3_store import S3Store
 
         hook = S3Store()

@@ -17,12 +17,11 @@ import os
 import shutil
 import sys
 
-from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, run_rounds, s3_env
+from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, run_rounds, start_store, stop_store
 from bench.copy import Server
 from bench.download import BUCKET, KEY, seed_object
 from bench.results import Result, from_contenders, report
 from bench.tools import PY, s3_downloaders, s3_uploaders
-from tests.servers.seaweedfs import start_seaweedfs
 
 DOWNLOAD_TUNED = {
     "s5cmd cp": ["--concurrency", "8", "--part-size", "128"],
@@ -41,11 +40,8 @@ def run(size_mib: int, rounds: int) -> list[Result]:
     crt_lock_was_there = os.path.exists(CRT_LOCK)
     scratch = fresh_scratch()
     workdir = os.path.join(BENCH_DIR, "seaweedfs-w1")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    proc, endpoint = start_seaweedfs(workdir)
+    proc, endpoint = start_store(workdir)
     try:
-        os.environ.update(s3_env(endpoint))
         from ferry_provider.hooks.s3_store import S3Store
 
         hook = S3Store()
@@ -122,8 +118,7 @@ def run(size_mib: int, rounds: int) -> list[Result]:
             f"W1 upload {size_mib} MiB, loopback", up, size_mib, "MiB/s"
         )
     finally:
-        proc.stop(grace=5)
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_store(proc, workdir)
         shutil.rmtree(scratch, ignore_errors=True)
         if not crt_lock_was_there and os.path.exists(CRT_LOCK):
             shutil.rmtree(CRT_LOCK, ignore_errors=True)

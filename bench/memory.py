@@ -16,29 +16,10 @@ import os
 import shutil
 import sys
 
-from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, run_rounds, s3_env
-from bench.download import BUCKET
+from bench.common import BENCH_DIR, Contender, MiB, fresh_scratch, run_rounds, start_store, stop_store
+from bench.download import BUCKET, seed_crc32c
 from bench.results import Result, from_contenders, report
 from bench.tools import s3_downloaders
-from tests.servers.seaweedfs import start_seaweedfs
-
-
-def seed(hook: object, key: str, size: int) -> int:
-    """``size`` bytes (one random 64 MiB block repeated: fresh randomness for 8 GiB would take
-    longer than the runs) as one multipart object with a full-object CRC32C; returns that CRC32C."""
-    from ferry_provider.transfer import checksums
-
-    block = os.urandom(64 * MiB)
-    url = f"s3://{BUCKET}/{key}"
-    upload_id = hook.create_multipart(url)  # type: ignore[attr-defined]
-    parts, crc = [], 0
-    for number, offset in enumerate(range(0, size, len(block)), start=1):
-        chunk = block[: min(len(block), size - offset)]
-        crc = checksums.crc32c(chunk, crc)
-        part_crc = checksums.hex32(checksums.crc32c(chunk))
-        parts.append(hook.upload_part(url, upload_id, number, chunk, size=len(chunk), crc32c=part_crc))  # type: ignore[attr-defined]
-    hook.complete_multipart(url, upload_id, parts, crc32c=checksums.hex32(crc), size=size)  # type: ignore[attr-defined]
-    return crc
 
 
 def run(sizes_mib: list[int], rounds: int) -> list[Result]:
@@ -46,12 +27,9 @@ def run(sizes_mib: list[int], rounds: int) -> list[Result]:
 
     scratch = fresh_scratch()
     workdir = os.path.join(BENCH_DIR, "seaweedfs-w5")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    proc, endpoint = start_seaweedfs(workdir)
+    proc, endpoint = start_store(workdir)
     rows: list[Result] = []
     try:
-        os.environ.update(s3_env(endpoint))
         from ferry_provider.hooks.s3_store import S3Store
 
         hook = S3Store()
@@ -65,7 +43,7 @@ def run(sizes_mib: list[int], rounds: int) -> list[Result]:
         for size_mib in sizes_mib:
             key = f"w5-{size_mib}.bin"
             print(f"\nW5: seeding {size_mib} MiB ...", flush=True)
-            crc = seed(hook, key, size_mib * MiB)
+            crc = seed_crc32c(hook, key, size_mib * MiB)[1]
             ferry = s3_downloaders(endpoint.url, endpoint, BUCKET, key, dest, {})[:1]
 
             def check(c: Contender, size: int = size_mib * MiB, want: int = crc) -> None:
@@ -79,8 +57,7 @@ def run(sizes_mib: list[int], rounds: int) -> list[Result]:
             hook.delete(f"s3://{BUCKET}/{key}")
         return rows
     finally:
-        proc.stop(grace=5)
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_store(proc, workdir)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
