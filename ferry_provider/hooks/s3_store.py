@@ -43,6 +43,8 @@ from ferry_provider.hooks.errors import (
 from ferry_provider.hooks.http_session import socket_stream
 from ferry_provider.hooks.log_redaction import install as install_log_redaction
 from ferry_provider.hooks.s3_assume_role import assumed_role_session, role_settings
+from ferry_provider.hooks.s3_list_page import parse_list_page
+from ferry_provider.hooks.s3_sigv4 import PROBE_KEY, BucketTarget, SigV4Signer
 from ferry_provider.hooks.url import ObjectURL
 
 log = logging.getLogger(__name__)
@@ -385,34 +387,40 @@ class S3Store(StorageHook):
     def _lean_range(
         self, u: ObjectURL, params: dict[str, Any], start: int, end: int | None, pin: ObjectInfo | None
     ) -> RangeReader:
-        """GetObject as a presigned URL (botocore still resolves the endpoint, addressing style,
-        region and credentials, and signs) sent on a plain urllib3 pool; errors are mapped as
-        botocore's would be. Range and If-Match travel as headers, which a presigned URL allows."""
+        """GetObject signed here (s3_sigv4) and sent on a plain urllib3 pool; errors are mapped as
+        botocore's would be. A bucket whose addressing botocore describes in a way not understood
+        here gets a presigned URL instead."""
         headers = {
             name: params.pop(key) for key, name in (("Range", "Range"), ("IfMatch", "If-Match")) if key in params
         }
-        with self._errors(u.raw, pinned=pin is not None):
-            presigned = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=900)
+        query = {"versionId": params["VersionId"]} if "VersionId" in params else {}
         try:
-            resp = self._reads.get(presigned, headers)
+            with self._errors(u.raw, pinned=pin is not None):
+                resp = self._reads.get(self.client, u.bucket, u.key, query, headers)
         except urllib3.exceptions.HTTPError as exc:
             # A presigned URL is a credential: neither it nor an exception quoting it goes on.
             raise TransientError(f"{u.raw}: connection failed: {type(exc).__name__}", url=u.raw) from None
         if resp.status >= 300:
-            body = resp.data[:4096].decode(errors="replace")
-            resp.release_conn()
-            error = {"Code": _xml_field(body, "Code") or str(resp.status), "Message": _xml_field(body, "Message")}
-            meta = {"HTTPStatusCode": resp.status, "HTTPHeaders": {k.lower(): v for k, v in resp.headers.items()}}
-            raise self._map_client_error(
-                bex.ClientError({"Error": error, "ResponseMetadata": meta}, "GetObject"), u.raw, pin is not None
-            )
+            raise self._lean_error(resp, "GetObject", u.raw, pin is not None)
         ranged = "Range" in headers
         content_range = resp.headers.get("Content-Range") if ranged and resp.status == 206 else None
         length = int(resp.headers.get("Content-Length", "0"))
         return _reader(u, resp, content_range, length, ranged, start, end, pin)
 
+    def _lean_error(self, resp: urllib3.BaseHTTPResponse, operation: str, url: str, pinned: bool) -> FerryError:
+        """A lean request's error answer, mapped as botocore's ClientError for it would be."""
+        body = resp.data[:4096].decode(errors="replace")
+        resp.release_conn()
+        error = {"Code": _xml_field(body, "Code") or str(resp.status), "Message": _xml_field(body, "Message")}
+        meta = {"HTTPStatusCode": resp.status, "HTTPHeaders": {k.lower(): v for k, v in resp.headers.items()}}
+        answer = bex.ClientError({"Error": error, "ResponseMetadata": meta}, operation)
+        return self._map_client_error(answer, url, pinned)
+
     def list(self, url: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
         u = self.parse(url)
+        if self._lean_reads():
+            yield from self._lean_list(u, page_size)
+            return
         pages = self._pages(u, "list_objects_v2", Prefix=u.key, PaginationConfig={"PageSize": page_size})
         for page in pages:
             for item in page.get("Contents", []):
@@ -424,6 +432,34 @@ class S3Store(StorageHook):
                     last_modified=item.get("LastModified"),
                     md5=etag_md5(etag),
                 )
+
+    def _lean_list(self, u: ObjectURL, page_size: int) -> Iterator[ObjectInfo]:
+        """ListObjectsV2 pages signed here and parsed by s3_list_page, one page in memory."""
+        query = {"list-type": "2", "prefix": u.key, "max-keys": str(page_size), "encoding-type": "url"}
+        while True:
+            try:
+                with self._errors(u.raw):
+                    resp = self._reads.get(self.client, u.bucket, None, query, {})
+                    if resp.status >= 300:
+                        raise self._lean_error(resp, "ListObjectsV2", u.raw, False)
+                    body = resp.data
+            except urllib3.exceptions.HTTPError as exc:
+                raise TransientError(f"{u.raw}: connection failed: {type(exc).__name__}", url=u.raw) from None
+            try:
+                page = parse_list_page(body, url_encoded=True)
+            except ValueError as exc:
+                raise TransientError(f"{u.raw}: unreadable listing page: {exc}", url=u.raw) from None
+            for item in page.objects:
+                yield ObjectInfo(
+                    url=u.sibling(item.key),
+                    size=item.size,
+                    etag=item.etag,
+                    last_modified=item.last_modified,
+                    md5=etag_md5(item.etag),
+                )
+            if page.next_token is None:
+                return
+            query["continuation-token"] = page.next_token
 
     def _pages(self, u: ObjectURL, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """The pages of a listing ``operation`` in ``u``'s bucket, fetched one at a time as the
@@ -677,7 +713,8 @@ def _reader(
 
 
 class _LeanReads:
-    """The urllib3 pool lean GETs go through, with the client's timeouts and TLS settings."""
+    """GETs outside botocore's request pipeline: signed by s3_sigv4 with the client's credentials,
+    on a urllib3 pool with the client's timeouts and TLS settings."""
 
     def __init__(self, size: int, connect: float, read: float, verify: Any) -> None:
         kwargs: dict[str, Any] = {"maxsize": size, "timeout": urllib3.Timeout(connect=connect, read=read)}
@@ -686,9 +723,49 @@ class _LeanReads:
         elif not as_bool(verify, True):
             kwargs["cert_reqs"] = "CERT_NONE"
         self.pool = urllib3.PoolManager(retries=False, **kwargs)
+        self._signer = SigV4Signer()
+        self._targets: dict[str, BucketTarget | None] = {}
 
-    def get(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
-        return self.pool.request("GET", url, headers=headers, preload_content=False, decode_content=False)
+    def get(
+        self, client: Any, bucket: str, key: str | None, query: dict[str, str], headers: dict[str, str]
+    ) -> urllib3.BaseHTTPResponse:
+        """GET ``key`` in ``bucket`` (the bucket itself when None, for listings)."""
+        target = self._target(client, bucket)
+        credentials = client._request_signer._credentials  # boto3 has no public accessor
+        if target is None or credentials is None:
+            url = self._presigned(client, bucket, key, query)
+            return self.pool.request("GET", url, headers=headers, preload_content=False, decode_content=False)
+        frozen = credentials.get_frozen_credentials()  # renews expiring keys first
+        path = target.path(key) if key is not None else target.base_path or "/"
+        request_target, signed = self._signer.sign(
+            "GET", target, path, query, headers, (frozen.access_key, frozen.secret_key, frozen.token)
+        )
+        # The pool itself, given a path: PoolManager would re-parse the URL and fold "." and ".."
+        # segments, which are part of S3 keys.
+        pool = self.pool.connection_from_host(target.host_name, target.port, target.scheme)
+        return pool.urlopen(
+            "GET", request_target, headers=signed, preload_content=False, decode_content=False, redirect=False
+        )
+
+    @staticmethod
+    def _presigned(client: Any, bucket: str, key: str | None, query: dict[str, str]) -> str:
+        """botocore's URL for what ``get`` was asked (its error, without credentials, says why)."""
+        if key is None:
+            params: dict[str, Any] = {"Bucket": bucket, "Prefix": query.get("prefix", ""), "EncodingType": "url"}
+            params["MaxKeys"] = int(query.get("max-keys", "1000"))
+            if "continuation-token" in query:
+                params["ContinuationToken"] = query["continuation-token"]
+            return client.generate_presigned_url("list_objects_v2", Params=params, ExpiresIn=900)
+        params = {"Bucket": bucket, "Key": key}
+        if "versionId" in query:
+            params["VersionId"] = query["versionId"]
+        return client.generate_presigned_url("get_object", Params=params, ExpiresIn=900)
+
+    def _target(self, client: Any, bucket: str) -> BucketTarget | None:
+        if bucket not in self._targets:
+            probe = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": PROBE_KEY})
+            self._targets[bucket] = BucketTarget.from_presigned(probe)
+        return self._targets[bucket]
 
 
 def _xml_field(body: str, name: str) -> str:

@@ -26,6 +26,7 @@ from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, NotFou
 from ferry_provider.hooks.url import ObjectURL, parse_url, redact
 from ferry_provider.transfer.copy import CopyOptions, copy
 from ferry_provider.transfer.download import DownloadOptions, download
+from ferry_provider.transfer.file_mode import publish_mode
 from ferry_provider.transfer.interrupt import Interrupted
 from ferry_provider.transfer.listing import Listed, ListFilter, folder, list_prefix
 from ferry_provider.transfer.local_names import local_destination
@@ -228,6 +229,9 @@ class _Bulk:
             raise NotFoundError(f"source folder {self.src.key} does not exist", url=self.src.key)
         if self.dst.is_local and not dry_run:
             os.makedirs(self.dst.key, exist_ok=True)
+        # Resolved once for the run rather than for every object.
+        self._real_root = os.path.realpath(self.dst.key) if self.dst.is_local else ""
+        self._file_mode = publish_mode(opts.file_mode)
         self.kind = "download" if self.dst.is_local else "upload" if self.src.is_local else "copy"
         self.budget = ConnectionBudget(opts.connections)
         self.summary = BulkSummary(redact(self.src.raw), redact(self.dst.raw), manifest=opts.manifest)
@@ -350,7 +354,7 @@ class _Bulk:
             source, destination = self._ends(item, quiet=True)
             in_flight[me] = ManifestRow(source=source, destination=destination or "", start=now())
             try:
-                row = self._one(item, absent)
+                row = self._one(item, absent, source, destination)
             except BaseException as exc:  # a defect must still be a row, and the run go on
                 log.debug("unexpected failure on %s", source, exc_info=True)
                 row = in_flight[me].finish(ERROR, f"{type(exc).__name__}: {exc}")
@@ -375,21 +379,22 @@ class _Bulk:
         source = redact(item.info.url)
         try:
             if self.dst.is_local:
-                return source, local_destination(self.dst.key, item.relative)
+                return source, local_destination(self.dst.key, item.relative, self._real_root)
             return source, self.dst.raw + item.relative
         except InvalidArgumentError:
             if quiet:
                 return source, None
             raise
 
-    def _one(self, item: Listed, absent: bool) -> ManifestRow:
-        """``absent``: the destination listing showed nothing at this key."""
-        source, destination = self._ends(item, quiet=True)
+    def _one(self, item: Listed, absent: bool, source: str, destination: str | None) -> ManifestRow:
+        """``absent``: the destination listing showed nothing at this key; ``source`` and
+        ``destination`` as ``_ends`` gave them (quietly)."""
         if item.relative.endswith("/") and not item.info.size:
             row = ManifestRow(source=source, destination=destination or "", start=now(), source_size=0)
             return row.finish(SKIP, "a folder marker (an empty object whose key ends in '/'): nothing to transfer")
         try:
-            source, destination = self._ends(item)
+            if destination is None:
+                self._ends(item)  # raises, saying why the key cannot be a destination
             assert destination is not None
             skip = None if absent else self._size_only_skip(item, destination)
             if skip is not None:
@@ -412,7 +417,7 @@ class _Bulk:
         info = item.info
         if self.kind == "download":
             small = info.size is not None and info.size <= SMALL_OBJECT and info.pinnable
-            fetch = DownloadOptions(**common, file_mode=self.opts.file_mode)
+            fetch = DownloadOptions(**common, file_mode=self._file_mode)
             return download(self.src_hook, info.url, destination, fetch, listed=info if small else None, exact=True)
         if self.kind == "upload":
             return upload(self.dst_hook, info.url, destination, UploadOptions(**common), known_absent=absent)

@@ -58,6 +58,7 @@ class Checkpoint:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fd: int | None = field(default=None, repr=False)  # open for appends once the header is written
     _torn: bool = field(default=False, repr=False)  # the file ends in a torn line: rewrite before appending
+    found: bool = field(default=False, repr=False)  # load() found a tracker file (of any content)
 
     @classmethod
     def load(cls, path: str, identity: dict[str, Any]) -> Checkpoint:
@@ -67,6 +68,12 @@ class Checkpoint:
                 lines = f.read().split(b"\n")
         except OSError:
             return cls(path, identity)
+        checkpoint = cls._parse(path, identity, lines)
+        checkpoint.found = True
+        return checkpoint
+
+    @classmethod
+    def _parse(cls, path: str, identity: dict[str, Any], lines: list[bytes]) -> Checkpoint:
         try:
             header = json.loads(lines[0])
         except ValueError:

@@ -145,7 +145,7 @@ class _Download:
         self._reverified = False  # reused parts were re-hashed from the temp file
         self._progress_now: Progress | None = None  # this run's, once the transfer has begun
         self._stop = threading.Event()
-        self._local = threading.local()
+        self._size_hint = opts.buffer_size  # the object's size once known: no buffer need be larger
         self._reserved = False  # posix_fallocate reserved the temp file's blocks
         self._selection = Selection(())  # what the bytes must match, chosen once the source is pinned
         self._crcs: tuple[checksums.CrcAlgorithm, ...] = (checksums.CRC32C,)  # computed while streaming
@@ -160,6 +160,8 @@ class _Download:
         self._check_destination_path()
         pin = listed or self.opts.retry.run(lambda: self.hook.head(self.src.raw), what=f"{self.src.raw}: head")
         self.row.source_size = pin.size
+        if pin.size is not None:
+            self._size_hint = pin.size
         self._check_expectations_before(pin)
         self._select_checks(pin)
         os.makedirs(os.path.dirname(self.dest), exist_ok=True)
@@ -358,8 +360,9 @@ class _Download:
             return Checkpoint(self.tracker, identity)
         checkpoint = Checkpoint.load(self.tracker, identity)
         if not checkpoint.parts or not os.path.exists(self.tmp):
-            self._discard()
-            return Checkpoint(self.tracker, identity)
+            if checkpoint.found:
+                self._discard()
+            return Checkpoint(self.tracker, identity)  # the temp file is opened truncated
         return checkpoint
 
     def _open_temp(self, size: int | None, fresh: bool) -> int:
@@ -429,10 +432,13 @@ class _Download:
 
     # -- fetching -----------------------------------------------------------------------------
     def _buffer(self) -> memoryview:
-        buf = getattr(self._local, "buf", None)
-        if buf is None:
-            buf = self._local.buf = memoryview(bytearray(self.opts.buffer_size))
-        return buf
+        # No bigger than the object: a 64 KiB object in a bulk run then costs no 4 MiB allocation
+        # (zeroed pages, faulted in and unmapped again, for each object).
+        need = min(self.opts.buffer_size, max(self._size_hint, 4096))
+        buf: memoryview | None = getattr(_buffers, "buf", None)
+        if buf is None or len(buf) < need:
+            buf = _buffers.buf = memoryview(bytearray(need))
+        return buf[:need]
 
     def _fetch_parts(
         self, fd: int, plan: RangePlan, checkpoint: Checkpoint, pin: ObjectInfo, progress: Progress
@@ -488,10 +494,11 @@ class _Download:
         return [algorithm.name for algorithm in self._crcs]
 
     def _copy(self, reader: Any, fd: int, state: RangeProgress, end: int | None, progress: Progress) -> None:
-        if self._reserved and end is not None:
+        buf = self._buffer()
+        # Mapping pays for ranges of several buffers; what fits one takes a single pwrite.
+        if self._reserved and end is not None and end - state.pos > len(buf):
             self._copy_mapped(reader, fd, state, end, progress)
             return
-        buf = self._buffer()
         while end is None or state.pos < end:
             at = state.pos
             want = len(buf) if end is None else min(len(buf), end - at)
@@ -563,7 +570,8 @@ class _Download:
                 self._copy(reader, fd, state, pin.size if reader.length is None else reader.length, progress)
 
         self.opts.retry.run(attempt, what=f"{self.row.source}: download")
-        os.ftruncate(fd, state.pos)
+        if state.pos != pin.size:  # a stream of unknown or other length: the file ends where it did
+            os.ftruncate(fd, state.pos)
         if whole_md5 and state.md5s:
             self._whole_md5 = state.md5s[0]
         elif whole_md5 and pin.size == 0:
@@ -655,6 +663,10 @@ class _Download:
         if check.algorithm == "md5" and not check.per_part and self._whole_md5:
             return self._whole_md5
         return digest_of_file(self.tmp, check, self.opts.parallelism)
+
+
+# Each thread's read buffer, kept from one object to the next (a bulk worker moves thousands).
+_buffers = threading.local()
 
 
 def _free_bytes(path: str) -> int:

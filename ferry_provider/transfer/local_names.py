@@ -16,9 +16,10 @@ NAME_MAX = 255  # bytes per path segment on Linux file systems
 PATH_MAX = 4096
 
 
-def local_destination(root: str, relative: str) -> str:
+def local_destination(root: str, relative: str, real_root: str = "") -> str:
     """The path for key ``relative`` below the folder ``root``; InvalidArgumentError naming the
-    key and the reason when it cannot be one."""
+    key and the reason when it cannot be one. ``real_root``: ``root`` resolved, when the caller
+    already did (a bulk run, once for all its objects)."""
 
     def refuse(why: str) -> InvalidArgumentError:
         return InvalidArgumentError(f"key {relative!r} cannot be a file below {root}: {why}")
@@ -40,17 +41,19 @@ def local_destination(root: str, relative: str) -> str:
     path = os.path.join(root, *segments)
     if len(os.fsencode(path)) >= PATH_MAX:
         raise refuse(f"the path would be longer than {PATH_MAX} bytes")
-    _check_no_escape(root, path, refuse)
+    _check_no_escape(root, path, real_root, refuse)
     return path
 
 
-def _check_no_escape(root: str, path: str, refuse: Callable[[str], InvalidArgumentError]) -> None:
+def _check_no_escape(root: str, path: str, real_root: str, refuse: Callable[[str], InvalidArgumentError]) -> None:
     """A folder already below ``root`` may be a symbolic link to elsewhere: resolve the deepest
     existing ancestor of ``path`` and require it inside ``root``."""
     ancestor = os.path.dirname(path)
     while not os.path.lexists(ancestor) and ancestor != os.path.dirname(ancestor):
         ancestor = os.path.dirname(ancestor)
+    if ancestor == os.path.normpath(root):  # the file goes straight into the folder: nothing to resolve
+        return
     real = os.path.realpath(ancestor)
-    real_root = real if ancestor == root else os.path.realpath(root)  # one resolution when they are one
+    real_root = real_root or os.path.realpath(root)
     if real != real_root and not real.startswith(real_root + os.sep):
         raise refuse(f"{ancestor} leads outside it (to {real})")

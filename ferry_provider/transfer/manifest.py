@@ -19,7 +19,9 @@ OK, SKIP, ERROR = "OK", "skip", "error"
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is C; strftime with %f goes through Python code (measurable at 3 rows' worth of
+    # timestamps per object in a bulk run).
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass

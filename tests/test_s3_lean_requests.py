@@ -1,0 +1,142 @@
+"""S3 GETs and listings signed and parsed by Ferry itself (s3_sigv4, s3_list_page), outside
+botocore's request pipeline: the specification's example, and real requests to SeaweedFS (which
+checks every signature) for keys botocore would encode differently if the two disagreed."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime
+
+import pytest
+
+from ferry_provider.hooks.errors import NotFoundError, SourceChangedError
+from ferry_provider.hooks.s3_list_page import parse_list_page
+from ferry_provider.hooks.s3_sigv4 import BucketTarget, SigV4Signer
+from tests.conftest import S3_CONN, make_s3_bucket
+from tests.stores import unique_prefix
+
+BUCKET = "ferry-lean"
+EXAMPLE_KEYS = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", None)
+
+
+def test_signature_matches_the_specifications_example() -> None:
+    """AWS's worked example for header authorization (GET /test.txt, first 10 bytes)."""
+    target = BucketTarget(
+        "https", "examplebucket.s3.amazonaws.com", "examplebucket.s3.amazonaws.com", None, "", "us-east-1", "s3"
+    )
+    path, headers = SigV4Signer().sign(
+        "GET",
+        target,
+        target.path("test.txt"),
+        {},
+        {"Range": "bytes=0-9"},
+        EXAMPLE_KEYS,
+        now=calendar.timegm((2013, 5, 24, 0, 0, 0)),
+    )
+    assert path == "/test.txt"
+    assert headers["x-amz-date"] == "20130524T000000Z"
+    assert headers["authorization"] == (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+    )
+
+
+def test_session_token_is_sent_and_signed_and_the_query_canonical() -> None:
+    target = BucketTarget("http", "h:9000", "h", 9000, "/b", "eu-west-1", "s3")
+    path, headers = SigV4Signer().sign(
+        "GET", target, target.path("a b/c+d~e"), {"versionId": "v/1+2", "a": "x"}, {}, ("AK", "SK", "TOKEN")
+    )
+    assert path == "/b/a%20b/c%2Bd~e?a=x&versionId=v%2F1%2B2"
+    assert headers["x-amz-security-token"] == "TOKEN"
+    assert "host;x-amz-content-sha256;x-amz-date;x-amz-security-token" in headers["authorization"]
+    assert "/eu-west-1/s3/aws4_request" in headers["authorization"]
+
+
+def test_target_learnt_from_a_presigned_url() -> None:
+    url = (
+        "http://127.0.0.1:8333/bkt/ferry-sigv4-probe?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AK%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=00"
+    )
+    target = BucketTarget.from_presigned(url)
+    assert target == BucketTarget("http", "127.0.0.1:8333", "127.0.0.1", 8333, "/bkt", "us-east-1", "s3")
+    assert target.path("k/../x") == "/bkt/k/../x"  # dot segments are part of the key, kept
+    assert BucketTarget.from_presigned("http://h/bkt/other?X-Amz-Credential=a") is None
+
+
+PAGE = b"""<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>b</Name><Prefix>p%2F</Prefix><KeyCount>2</KeyCount><IsTruncated>true</IsTruncated>
+  <NextContinuationToken>tok+en/=</NextContinuationToken>
+  <Contents><Key>p/a+b%2Bc%20d</Key><LastModified>2026-11-24T03:33:57.000Z</LastModified>
+    <ETag>&quot;0cc175b9c0f1b6a831c399e269772661&quot;</ETag><Size>1</Size></Contents>
+  <Contents><Key>p/empty</Key><LastModified>2026-11-24T03:33:58Z</LastModified><Size>0</Size></Contents>
+</ListBucketResult>"""
+
+
+def test_list_page_decodes_keys_digests_and_times() -> None:
+    page = parse_list_page(PAGE, url_encoded=True)
+    assert [o.key for o in page.objects] == ["p/a b+c d", "p/empty"]
+    assert page.objects[0].etag == "0cc175b9c0f1b6a831c399e269772661"
+    assert page.objects[0].last_modified == datetime(2026, 11, 24, 3, 33, 57, tzinfo=UTC)
+    assert (page.objects[1].size, page.objects[1].etag) == (0, None)
+    assert page.next_token == "tok+en/="
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"<Error><Code>x</Code></Error>", "not a listing"),
+        (b"not xml", "not XML"),
+        (b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>", "without a continuation token"),
+    ],
+)
+def test_list_page_refuses_what_is_not_one(body: bytes, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_list_page(body, url_encoded=True)
+
+
+AWKWARD_KEYS = ["plain", "a b", "plus+sign", "per%cent", "tilde~", "eq=amp&q?", "ümlaut/ñ", "dots..x", "deep/a/b/c"]
+
+
+@pytest.fixture
+def s3_prefix(seaweedfs) -> tuple[object, str]:
+    from ferry_provider.hooks.s3 import FerryS3Hook
+
+    make_s3_bucket(seaweedfs, BUCKET)
+    return FerryS3Hook(S3_CONN), unique_prefix()
+
+
+def test_awkward_keys_list_and_read_back_exactly(s3_prefix) -> None:
+    hook, prefix = s3_prefix
+    client = hook.client
+    for i, key in enumerate(AWKWARD_KEYS):
+        client.put_object(Bucket=BUCKET, Key=prefix + key, Body=f"{i}:{key}".encode())
+    listed = {info.url: info for info in hook.list(f"s3://{BUCKET}/{prefix}", page_size=3)}
+    assert hook._reads._targets[BUCKET] is not None  # signed by Ferry, not by botocore's fallback
+    assert sorted(listed) == sorted(f"s3://{BUCKET}/{prefix}{k}" for k in AWKWARD_KEYS)
+    for i, key in enumerate(AWKWARD_KEYS):
+        url = f"s3://{BUCKET}/{prefix}{key}"
+        info = listed[url]
+        with hook.open_range(url, 0, None, info) as reader:
+            assert reader.read() == f"{i}:{key}".encode()
+        with hook.open_range(url, 1, 3) as reader:
+            assert reader.read() == f"{i}:{key}".encode()[1:3]
+        # botocore, asked the same, agrees on size and ETag
+        head = client.head_object(Bucket=BUCKET, Key=prefix + key)
+        assert (info.size, info.etag) == (head["ContentLength"], head["ETag"].strip('"'))
+
+
+def test_lean_errors_are_mapped_as_botocores(s3_prefix) -> None:
+    hook, prefix = s3_prefix
+    url = f"s3://{BUCKET}/{prefix}x"
+    with pytest.raises(NotFoundError):
+        hook.open_range(url)
+    hook.client.put_object(Bucket=BUCKET, Key=prefix + "x", Body=b"one")
+    stale = hook.head(url)
+    hook.client.put_object(Bucket=BUCKET, Key=prefix + "x", Body=b"two")
+    with pytest.raises(SourceChangedError):
+        hook.open_range(url, 0, None, stale)
+    assert list(hook.list(f"s3://{BUCKET}/{prefix}nothing/")) == []
+    with pytest.raises(NotFoundError):
+        list(hook.list("s3://ferry-no-such-bucket/"))
