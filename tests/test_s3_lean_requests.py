@@ -5,11 +5,13 @@ checks every signature) for keys botocore would encode differently if the two di
 from __future__ import annotations
 
 import calendar
+import hashlib
+import os
 from datetime import UTC, datetime
 
 import pytest
 
-from ferry_provider.hooks.errors import NotFoundError, SourceChangedError
+from ferry_provider.hooks.errors import FerryError, NotFoundError, PreconditionFailedError, SourceChangedError
 from ferry_provider.hooks.s3_list_page import parse_list_page
 from ferry_provider.hooks.s3_sigv4 import BucketTarget, SigV4Signer
 from tests.conftest import S3_CONN, make_s3_bucket
@@ -140,3 +142,36 @@ def test_lean_errors_are_mapped_as_botocores(s3_prefix) -> None:
     assert list(hook.list(f"s3://{BUCKET}/{prefix}nothing/")) == []
     with pytest.raises(NotFoundError):
         list(hook.list("s3://ferry-no-such-bucket/"))
+
+
+def test_lean_put_carries_checksum_metadata_and_conditions(s3_prefix, tmp_path) -> None:
+    from tests.stores import crc32c_hex
+
+    hook, prefix = s3_prefix
+    data = os.urandom(3 * 1024 * 1024 + 5)  # several send blocks
+    url = f"s3://{BUCKET}/{prefix}put"
+    path = tmp_path / "body"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        info = hook.put(
+            url,
+            f,
+            size=len(data),
+            crc32c=crc32c_hex(data),
+            metadata={"origin": "t"},
+            content_type="x/y",
+            if_absent=True,
+        )
+    assert hook._reads._targets[BUCKET] is not None
+    assert (info.size, info.crc32c, info.md5) == (len(data), crc32c_hex(data), hashlib.md5(data).hexdigest())
+    head = hook.head(url)
+    assert (head.crc32c, head.metadata, head.content_type) == (crc32c_hex(data), {"origin": "t"}, "x/y")
+    assert hook.read_bytes(url) == data
+    with pytest.raises(PreconditionFailedError):
+        hook.put(url, b"second", crc32c=crc32c_hex(b"second"), if_absent=True)
+    # Bytes that do not match the CRC32C sent with them are refused, and nothing is stored.
+    with pytest.raises(FerryError):
+        hook.put(f"s3://{BUCKET}/{prefix}bad", b"payload", crc32c=crc32c_hex(b"other"))
+    with pytest.raises(NotFoundError):
+        hook.head(f"s3://{BUCKET}/{prefix}bad")
+    assert hook.read_bytes(url) == data

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 import botocore.exceptions as bex
@@ -43,8 +43,8 @@ from ferry_provider.hooks.errors import (
 from ferry_provider.hooks.http_session import socket_stream
 from ferry_provider.hooks.log_redaction import install as install_log_redaction
 from ferry_provider.hooks.s3_assume_role import assumed_role_session, role_settings
+from ferry_provider.hooks.s3_lean import LeanRequests
 from ferry_provider.hooks.s3_list_page import parse_list_page
-from ferry_provider.hooks.s3_sigv4 import PROBE_KEY, BucketTarget, SigV4Signer
 from ferry_provider.hooks.url import ObjectURL
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,8 @@ class S3Store(StorageHook):
         if role is not None:
             session = assumed_role_session(session, role, origin, (connect_timeout, read_timeout))
         self._role_arn = role.role_arn if role else None
-        self._reads = _LeanReads(self.max_connections, connect_timeout, read_timeout, verify)
+        self._lean = not any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
+        self._reads = LeanRequests(self.max_connections, connect_timeout, read_timeout, verify)
         config = Config(
             max_pool_connections=self.max_connections,
             connect_timeout=connect_timeout,
@@ -377,12 +378,10 @@ class S3Store(StorageHook):
         return _reader(u, raw, resp.get("ContentRange") if ranged else None, length, ranged, start, end, pin)
 
     def _lean_reads(self) -> bool:
-        """Whether GETs may skip botocore's request pipeline. It costs 1.2 ms of CPU per request
-        against 0.6 ms for a presigned URL sent by urllib3 (measured on SeaweedFS, 64 KiB
-        objects): what decides how many small objects a second a worker moves. Not behind a
-        proxy, which botocore handles and a bare pool would not."""
+        """Whether GETs, listings and single PUTs may skip botocore's request pipeline (s3_lean):
+        not behind a proxy, which botocore handles and a bare pool would not."""
         self.client  # noqa: B018 - builds the client, and with it the read pool
-        return not any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
+        return self._lean
 
     def _lean_range(
         self, u: ObjectURL, params: dict[str, Any], start: int, end: int | None, pin: ObjectInfo | None
@@ -492,11 +491,31 @@ class S3Store(StorageHook):
             size = len(data)
         if size > MAX_SINGLE_REQUEST:
             raise InvalidArgumentError(f"{u.raw}: {size} bytes exceed S3's single PUT limit; use multipart")
-        kwargs: dict[str, Any] = {"Bucket": u.bucket, "Key": u.key, "Body": data, "ContentLength": size}
-        kwargs.update(self._write_args(content_type, metadata, crc32c, if_absent))
-        with self._errors(u.raw):
-            resp = self.client.put_object(**kwargs)
-        return self._info(u, {**resp, "ContentType": content_type, "Metadata": metadata}, size)
+        args = self._write_args(content_type, metadata, crc32c, if_absent)
+        # Signed here only with a CRC32C for the store to check: the payload itself is not signed.
+        answer = self._lean_put(u, data, size, args) if crc32c and self._lean_reads() else None
+        if answer is None:
+            with self._errors(u.raw):
+                answer = self.client.put_object(Bucket=u.bucket, Key=u.key, Body=data, ContentLength=size, **args)
+        return self._info(u, {**answer, "ContentType": content_type, "Metadata": metadata}, size)
+
+    def _lean_put(self, u: ObjectURL, data: bytes | BinaryIO, size: int, args: dict[str, Any]) -> dict[str, Any] | None:
+        """PutObject signed here (s3_lean); its answer's headers as botocore's fields, or None when
+        botocore is to send it."""
+        headers = {f"x-amz-meta-{k}": str(v) for k, v in args.get("Metadata", {}).items()}
+        for field, header in _PUT_HEADERS.items():
+            if field in args:
+                headers[header] = args[field]
+        try:
+            with self._errors(u.raw):
+                resp = self._reads.put(self.client, u.bucket, u.key, data, size, headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransientError(f"{u.raw}: connection failed: {type(exc).__name__}", url=u.raw) from None
+        if resp is None:
+            return None
+        if resp.status >= 300:
+            raise self._lean_error(resp, "PutObject", u.raw, False)
+        return {field: resp.headers[header] for field, header in _ANSWER_HEADERS.items() if header in resp.headers}
 
     @staticmethod
     def _write_args(
@@ -712,60 +731,21 @@ def _reader(
     )
 
 
-class _LeanReads:
-    """GETs outside botocore's request pipeline: signed by s3_sigv4 with the client's credentials,
-    on a urllib3 pool with the client's timeouts and TLS settings."""
-
-    def __init__(self, size: int, connect: float, read: float, verify: Any) -> None:
-        kwargs: dict[str, Any] = {"maxsize": size, "timeout": urllib3.Timeout(connect=connect, read=read)}
-        if isinstance(verify, str) and verify.lower() not in ("true", "false"):
-            kwargs.update(cert_reqs="CERT_REQUIRED", ca_certs=verify)
-        elif not as_bool(verify, True):
-            kwargs["cert_reqs"] = "CERT_NONE"
-        self.pool = urllib3.PoolManager(retries=False, **kwargs)
-        self._signer = SigV4Signer()
-        self._targets: dict[str, BucketTarget | None] = {}
-
-    def get(
-        self, client: Any, bucket: str, key: str | None, query: dict[str, str], headers: dict[str, str]
-    ) -> urllib3.BaseHTTPResponse:
-        """GET ``key`` in ``bucket`` (the bucket itself when None, for listings)."""
-        target = self._target(client, bucket)
-        credentials = client._request_signer._credentials  # boto3 has no public accessor
-        if target is None or credentials is None:
-            url = self._presigned(client, bucket, key, query)
-            return self.pool.request("GET", url, headers=headers, preload_content=False, decode_content=False)
-        frozen = credentials.get_frozen_credentials()  # renews expiring keys first
-        path = target.path(key) if key is not None else target.base_path or "/"
-        request_target, signed = self._signer.sign(
-            "GET", target, path, query, headers, (frozen.access_key, frozen.secret_key, frozen.token)
-        )
-        # The pool itself, given a path: PoolManager would re-parse the URL and fold "." and ".."
-        # segments, which are part of S3 keys.
-        pool = self.pool.connection_from_host(target.host_name, target.port, target.scheme)
-        return pool.urlopen(
-            "GET", request_target, headers=signed, preload_content=False, decode_content=False, redirect=False
-        )
-
-    @staticmethod
-    def _presigned(client: Any, bucket: str, key: str | None, query: dict[str, str]) -> str:
-        """botocore's URL for what ``get`` was asked (its error, without credentials, says why)."""
-        if key is None:
-            params: dict[str, Any] = {"Bucket": bucket, "Prefix": query.get("prefix", ""), "EncodingType": "url"}
-            params["MaxKeys"] = int(query.get("max-keys", "1000"))
-            if "continuation-token" in query:
-                params["ContinuationToken"] = query["continuation-token"]
-            return client.generate_presigned_url("list_objects_v2", Params=params, ExpiresIn=900)
-        params = {"Bucket": bucket, "Key": key}
-        if "versionId" in query:
-            params["VersionId"] = query["versionId"]
-        return client.generate_presigned_url("get_object", Params=params, ExpiresIn=900)
-
-    def _target(self, client: Any, bucket: str) -> BucketTarget | None:
-        if bucket not in self._targets:
-            probe = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": PROBE_KEY})
-            self._targets[bucket] = BucketTarget.from_presigned(probe)
-        return self._targets[bucket]
+# PutObject's arguments (as _write_args gives them) and answer fields, as HTTP headers.
+_PUT_HEADERS = {
+    "ContentType": "Content-Type",
+    "ChecksumAlgorithm": "x-amz-sdk-checksum-algorithm",
+    "ChecksumCRC32C": "x-amz-checksum-crc32c",
+    "IfNoneMatch": "If-None-Match",
+}
+_ANSWER_HEADERS = {
+    "ETag": "ETag",
+    "VersionId": "x-amz-version-id",
+    "ChecksumCRC32C": "x-amz-checksum-crc32c",
+    "ChecksumType": "x-amz-checksum-type",
+    "ServerSideEncryption": "x-amz-server-side-encryption",
+    "SSECustomerAlgorithm": "x-amz-server-side-encryption-customer-algorithm",
+}
 
 
 def _xml_field(body: str, name: str) -> str:
