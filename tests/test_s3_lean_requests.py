@@ -175,3 +175,200 @@ def test_lean_put_carries_checksum_metadata_and_conditions(s3_prefix, tmp_path) 
     with pytest.raises(NotFoundError):
         hook.head(f"s3://{BUCKET}/{prefix}bad")
     assert hook.read_bytes(url) == data
+
+
+# -- hostile review: what botocore does that the lean requests do not ----------------------------
+
+
+def test_lean_put_signs_header_values_with_runs_of_whitespace(s3_prefix) -> None:
+    """SigV4 canonical headers squeeze runs of spaces (botocore and the store do): a metadata value
+    or content type with two spaces or a tab is stored by botocore, refused as a bad signature
+    (PermissionDeniedError) when Ferry signs it."""
+    from tests.stores import crc32c_hex
+
+    hook, prefix = s3_prefix
+    url = f"s3://{BUCKET}/{prefix}spaced"
+    metadata = {"note": "two  spaces", "tabbed": "a\tb"}
+    info = hook.put(url, b"body", crc32c=crc32c_hex(b"body"), metadata=metadata, content_type="text/plain;  x=1")
+    assert info.size == 4
+    assert hook.head(url).metadata == metadata
+
+
+def test_lean_put_header_injection_is_a_ferry_error(s3_prefix) -> None:
+    """A metadata value with CR/LF: botocore's put gives a FerryError; the lean PUT a bare
+    ValueError from http.client (no Ferry error class, so no mapping or row reason)."""
+    from tests.stores import crc32c_hex
+
+    hook, prefix = s3_prefix
+    with pytest.raises(FerryError):
+        hook.put(f"s3://{BUCKET}/{prefix}crlf", b"x", crc32c=crc32c_hex(b"x"), metadata={"a": "v\r\nX-Evil: 1"})
+
+
+class _RewritingProxy:
+    """A reverse proxy in front of SeaweedFS for answers real stores give and SeaweedFS does not:
+    ``region``: refuse requests signed for another region as S3 does (400
+    AuthorizationHeaderMalformed naming the bucket's region, which botocore follows);
+    ``rewrite(path, body)``: change a GET answer's body."""
+
+    def __init__(self, upstream: str, region: str | None = None, rewrite=None) -> None:
+        import http.client
+        import re
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import unquote, urlsplit
+
+        up = urlsplit(upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                signed = self.headers.get("Authorization", "") + unquote(self.path)
+                scope = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/s3/", signed)
+                if region and scope and scope.group(1) != region:
+                    error = (
+                        "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region "
+                        f"'{scope.group(1)}' is wrong; expecting '{region}'</Message><Region>{region}</Region></Error>"
+                    ).encode()
+                    self._answer(400, {"x-amz-bucket-region": region, "Content-Type": "application/xml"}, error)
+                    return
+                conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    skip = {"transfer-encoding", "connection", "content-length", "keep-alive"}
+                    headers = {k: v for k, v in resp.getheaders() if k.lower() not in skip}
+                    if self.command == "HEAD":
+                        headers["Content-Length"] = resp.getheader("Content-Length", "0")
+                        self.send_response(resp.status)
+                        for name, value in headers.items():
+                            self.send_header(name, value)
+                        self.end_headers()
+                        return
+                    if rewrite is not None and self.command == "GET":
+                        data = rewrite(self.path, data)
+                    self._answer(resp.status, headers, data)
+                finally:
+                    conn.close()
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxied_hook(seaweedfs, monkeypatch):
+    """hook_for(**proxy options): a FerryS3Hook reaching SeaweedFS through a _RewritingProxy."""
+    import json
+
+    from ferry_provider.hooks.s3 import FerryS3Hook
+
+    make_s3_bucket(seaweedfs, BUCKET)
+    proxies: list[_RewritingProxy] = []
+
+    def hook_for(**options):
+        proxy = _RewritingProxy(seaweedfs.url, **options)
+        proxies.append(proxy)
+        conn = json.loads(seaweedfs.connection_json())
+        conn["extra"]["endpoint_url"] = proxy.url
+        monkeypatch.setenv("AIRFLOW_CONN_FERRY_LEAN_PROXY", json.dumps(conn))
+        return FerryS3Hook("ferry_lean_proxy")
+
+    yield hook_for
+    for proxy in proxies:
+        proxy.stop()
+
+
+def test_lean_requests_follow_a_bucket_region_as_botocore_does(s3_prefix, proxied_hook) -> None:
+    """The connection says us-east-1, the bucket is in eu-west-2: botocore follows S3's
+    AuthorizationHeaderMalformed (Region, x-amz-bucket-region) and re-signs for eu-west-2; the
+    lean list, GET and PUT keep the region of the probe's presigned URL and fail with
+    InvalidArgumentError. (Listing and PUT went through botocore, and worked, before this change.)"""
+    from tests.stores import crc32c_hex
+
+    direct, prefix = s3_prefix
+    direct.client.put_object(Bucket=BUCKET, Key=prefix + "obj", Body=b"data")
+    hook = proxied_hook(region="eu-west-2")
+    client = hook.client
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]] == [prefix + "obj"]
+    assert client.get_object(Bucket=BUCKET, Key=prefix + "obj")["Body"].read() == b"data"
+    assert [i.url for i in hook.list(f"s3://{BUCKET}/{prefix}")] == [f"s3://{BUCKET}/{prefix}obj"]
+    hook.put(f"s3://{BUCKET}/{prefix}put", b"x", crc32c=crc32c_hex(b"x"))
+    with hook.open_range(f"s3://{BUCKET}/{prefix}obj") as reader:
+        assert reader.read() == b"data"
+
+
+def _ignore_encoding_type(path: str, body: bytes) -> bytes:
+    """A store that does not implement encoding-type=url: keys come back as they are, and no
+    <EncodingType> element says they were encoded."""
+    import re
+    from urllib.parse import unquote_plus
+
+    if "list-type=2" not in path:
+        return body
+    body = re.sub(rb"<Key>(.*?)</Key>", lambda m: b"<Key>" + unquote_plus(m[1].decode()).encode() + b"</Key>", body)
+    return body.replace(b"<EncodingType>url</EncodingType>", b"")
+
+
+def test_lean_list_decodes_keys_only_when_the_store_says_it_encoded_them(s3_prefix, proxied_hook) -> None:
+    """botocore unquotes listed keys only when the answer carries <EncodingType>url</EncodingType>;
+    the lean parser always does, so on a store that ignores encoding-type 'a+b' is listed as 'a b'
+    and '100%25' as '100%': two keys repeated, two skipped."""
+    direct, prefix = s3_prefix
+    keys = ["a+b", "a b", "100%25", "100%"]
+    for key in keys:
+        direct.client.put_object(Bucket=BUCKET, Key=prefix + key, Body=key.encode())
+    hook = proxied_hook(rewrite=_ignore_encoding_type)
+    listed = [o["Key"] for o in hook.client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]
+    assert sorted(listed) == sorted(prefix + k for k in keys)  # botocore
+    assert sorted(i.url for i in hook.list(f"s3://{BUCKET}/{prefix}")) == sorted(
+        f"s3://{BUCKET}/{prefix}{k}" for k in keys
+    )
+
+
+def test_lean_list_stops_when_the_continuation_token_repeats(s3_prefix, proxied_hook) -> None:
+    """A store whose NextContinuationToken never advances: botocore's paginator raises
+    PaginationError ('The same next token was received twice') after the second page; the lean
+    listing requests the same page forever, repeating its keys without end."""
+    direct, prefix = s3_prefix
+    for key in ("a", "b", "c"):
+        direct.client.put_object(Bucket=BUCKET, Key=prefix + key, Body=b"1")
+    first: dict[str, bytes] = {}
+
+    def stuck(path: str, body: bytes) -> bytes:
+        if "list-type=2" not in path:
+            return body
+        first.setdefault(
+            "page",
+            body.replace(
+                b"<IsTruncated>false</IsTruncated>",
+                b"<IsTruncated>true</IsTruncated><NextContinuationToken>same</NextContinuationToken>",
+            ),
+        )
+        return first["page"]
+
+    hook = proxied_hook(rewrite=stuck)
+    with pytest.raises(FerryError):
+        for count, _ in enumerate(hook.list(f"s3://{BUCKET}/{prefix}"), 1):
+            assert count <= 30, "the listing repeats the same page without end"
