@@ -15,6 +15,7 @@ from ferry_provider.hooks.errors import FerryError, NotFoundError, PreconditionF
 from ferry_provider.hooks.s3_list_page import parse_list_page
 from ferry_provider.hooks.s3_sigv4 import BucketTarget, SigV4Signer
 from tests.conftest import S3_CONN, make_s3_bucket
+from tests.servers.rewriting_proxy import RewritingProxy
 from tests.stores import unique_prefix
 
 BUCKET = "ferry-lean"
@@ -69,6 +70,7 @@ def test_target_learnt_from_a_presigned_url() -> None:
 PAGE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
   <Name>b</Name><Prefix>p%2F</Prefix><KeyCount>2</KeyCount><IsTruncated>true</IsTruncated>
+  <EncodingType>url</EncodingType>
   <NextContinuationToken>tok+en/=</NextContinuationToken>
   <Contents><Key>p/a+b%2Bc%20d</Key><LastModified>2026-11-24T03:33:57.000Z</LastModified>
     <ETag>&quot;0cc175b9c0f1b6a831c399e269772661&quot;</ETag><Size>1</Size></Contents>
@@ -77,12 +79,15 @@ PAGE = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_list_page_decodes_keys_digests_and_times() -> None:
-    page = parse_list_page(PAGE, url_encoded=True)
+    page = parse_list_page(PAGE)
     assert [o.key for o in page.objects] == ["p/a b+c d", "p/empty"]
     assert page.objects[0].etag == "0cc175b9c0f1b6a831c399e269772661"
     assert page.objects[0].last_modified == datetime(2026, 11, 24, 3, 33, 57, tzinfo=UTC)
     assert (page.objects[1].size, page.objects[1].etag) == (0, None)
     assert page.next_token == "tok+en/="
+    # Without <EncodingType>, the store did not encode them: keys are taken as they are.
+    plain = parse_list_page(PAGE.replace(b"<EncodingType>url</EncodingType>", b""))
+    assert [o.key for o in plain.objects] == ["p/a+b%2Bc%20d", "p/empty"]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +100,7 @@ def test_list_page_decodes_keys_digests_and_times() -> None:
 )
 def test_list_page_refuses_what_is_not_one(body: bytes, why: str) -> None:
     with pytest.raises(ValueError, match=why):
-        parse_list_page(body, url_encoded=True)
+        parse_list_page(body)
 
 
 AWKWARD_KEYS = ["plain", "a b", "plus+sign", "per%cent", "tilde~", "eq=amp&q?", "ümlaut/ñ", "dots..x", "deep/a/b/c"]
@@ -204,91 +209,18 @@ def test_lean_put_header_injection_is_a_ferry_error(s3_prefix) -> None:
         hook.put(f"s3://{BUCKET}/{prefix}crlf", b"x", crc32c=crc32c_hex(b"x"), metadata={"a": "v\r\nX-Evil: 1"})
 
 
-class _RewritingProxy:
-    """A reverse proxy in front of SeaweedFS for answers real stores give and SeaweedFS does not:
-    ``region``: refuse requests signed for another region as S3 does (400
-    AuthorizationHeaderMalformed naming the bucket's region, which botocore follows);
-    ``rewrite(path, body)``: change a GET answer's body."""
-
-    def __init__(self, upstream: str, region: str | None = None, rewrite=None) -> None:
-        import http.client
-        import re
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import unquote, urlsplit
-
-        up = urlsplit(upstream)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                signed = self.headers.get("Authorization", "") + unquote(self.path)
-                scope = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/s3/", signed)
-                if region and scope and scope.group(1) != region:
-                    error = (
-                        "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region "
-                        f"'{scope.group(1)}' is wrong; expecting '{region}'</Message><Region>{region}</Region></Error>"
-                    ).encode()
-                    self._answer(400, {"x-amz-bucket-region": region, "Content-Type": "application/xml"}, error)
-                    return
-                conn = http.client.HTTPConnection(up.hostname, up.port, timeout=30)
-                try:
-                    conn.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    skip = {"transfer-encoding", "connection", "content-length", "keep-alive"}
-                    headers = {k: v for k, v in resp.getheaders() if k.lower() not in skip}
-                    if self.command == "HEAD":
-                        headers["Content-Length"] = resp.getheader("Content-Length", "0")
-                        self.send_response(resp.status)
-                        for name, value in headers.items():
-                            self.send_header(name, value)
-                        self.end_headers()
-                        return
-                    if rewrite is not None and self.command == "GET":
-                        data = rewrite(self.path, data)
-                    self._answer(resp.status, headers, data)
-                finally:
-                    conn.close()
-
-            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def proxied_hook(seaweedfs, monkeypatch):
-    """hook_for(**proxy options): a FerryS3Hook reaching SeaweedFS through a _RewritingProxy."""
+    """hook_for(**proxy options): a FerryS3Hook reaching SeaweedFS through a RewritingProxy."""
     import json
 
     from ferry_provider.hooks.s3 import FerryS3Hook
 
     make_s3_bucket(seaweedfs, BUCKET)
-    proxies: list[_RewritingProxy] = []
+    proxies: list[RewritingProxy] = []
 
     def hook_for(**options):
-        proxy = _RewritingProxy(seaweedfs.url, **options)
+        proxy = RewritingProxy(seaweedfs.url, **options)
         proxies.append(proxy)
         conn = json.loads(seaweedfs.connection_json())
         conn["extra"]["endpoint_url"] = proxy.url

@@ -27,9 +27,10 @@ class ListPage:
     next_token: str | None = None  # None on the last page
 
 
-def parse_list_page(body: bytes, url_encoded: bool) -> ListPage:
-    """The objects and continuation of a ListObjectsV2 answer; ``url_encoded`` when it was asked
-    with encoding-type=url (keys then arrive percent-encoded, as XML cannot carry every key).
+def parse_list_page(body: bytes) -> ListPage:
+    """The objects and continuation of a ListObjectsV2 answer. Keys are percent-decoded when the
+    page says it encoded them (<EncodingType>url</EncodingType>, asked for because XML cannot
+    carry every key), and only then: a store that ignores the request sends them as they are.
     ValueError when the body is not such a page."""
     try:
         root = ET.fromstring(body)
@@ -39,6 +40,7 @@ def parse_list_page(body: bytes, url_encoded: bool) -> ListPage:
         raise ValueError(f"a <{_local(root.tag)}> document, not a listing")
     page = ListPage()
     truncated = False
+    encoded = any(_local(e.tag) == "EncodingType" and (e.text or "").strip() == "url" for e in root)
     for element in root:
         name = _local(element.tag)
         if name == "Contents":
@@ -46,7 +48,7 @@ def parse_list_page(body: bytes, url_encoded: bool) -> ListPage:
             key = fields.get("Key", "")
             page.objects.append(
                 ListedObject(
-                    key=unquote_plus(key) if url_encoded else key,
+                    key=unquote_plus(key) if encoded else key,
                     size=int(fields.get("Size") or 0),
                     etag=fields.get("ETag", "").strip('"') or None,
                     last_modified=_timestamp(fields.get("LastModified")),

@@ -88,13 +88,15 @@ class SigV4Signer:
         if token:
             sent["x-amz-security-token"] = token
         names = sorted(sent)
+        # Values are signed with each run of spaces or tabs as one space (and sent as given).
+        canonical_headers = "".join(f"{name}:{' '.join(sent[name].split())}\n" for name in names)
         canonical_query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items()))
         canonical = "\n".join(
             (
                 method,
                 path,
                 canonical_query,
-                "".join(f"{name}:{sent[name]}\n" for name in names),
+                canonical_headers,
                 ";".join(names),
                 payload_sha256,
             )

@@ -370,7 +370,9 @@ class S3Store(StorageHook):
             if pin.version:
                 kwargs["VersionId"] = pin.version
         if self._lean_reads():
-            return self._lean_range(u, kwargs, start, end, pin)
+            reader = self._lean_range(u, dict(kwargs), start, end, pin)
+            if reader is not None:
+                return reader
         with self._errors(u.raw, pinned=pin is not None):
             resp = self.client.get_object(**kwargs)
         raw = resp["Body"]._raw_stream  # urllib3 response: readinto straight from the socket
@@ -385,10 +387,9 @@ class S3Store(StorageHook):
 
     def _lean_range(
         self, u: ObjectURL, params: dict[str, Any], start: int, end: int | None, pin: ObjectInfo | None
-    ) -> RangeReader:
-        """GetObject signed here (s3_sigv4) and sent on a plain urllib3 pool; errors are mapped as
-        botocore's would be. A bucket whose addressing botocore describes in a way not understood
-        here gets a presigned URL instead."""
+    ) -> RangeReader | None:
+        """GetObject signed here (s3_lean) and sent on a plain urllib3 pool, errors mapped as
+        botocore's would be; None when botocore is to send it."""
         headers = {
             name: params.pop(key) for key, name in (("Range", "Range"), ("IfMatch", "If-Match")) if key in params
         }
@@ -397,8 +398,9 @@ class S3Store(StorageHook):
             with self._errors(u.raw, pinned=pin is not None):
                 resp = self._reads.get(self.client, u.bucket, u.key, query, headers)
         except urllib3.exceptions.HTTPError as exc:
-            # A presigned URL is a credential: neither it nor an exception quoting it goes on.
             raise TransientError(f"{u.raw}: connection failed: {type(exc).__name__}", url=u.raw) from None
+        if resp is None:
+            return None
         if resp.status >= 300:
             raise self._lean_error(resp, "GetObject", u.raw, pin is not None)
         ranged = "Range" in headers
@@ -419,8 +421,15 @@ class S3Store(StorageHook):
         u = self.parse(url)
         if self._lean_reads():
             yield from self._lean_list(u, page_size)
-            return
-        pages = self._pages(u, "list_objects_v2", Prefix=u.key, PaginationConfig={"PageSize": page_size})
+        else:
+            yield from self._listed(u, page_size)
+
+    def _listed(self, u: ObjectURL, page_size: int, token: str | None = None) -> Iterator[ObjectInfo]:
+        """The listing through botocore's paginator, from ``token`` when given."""
+        paging: dict[str, Any] = {"PageSize": page_size}
+        if token:
+            paging["StartingToken"] = token
+        pages = self._pages(u, "list_objects_v2", Prefix=u.key, PaginationConfig=paging)
         for page in pages:
             for item in page.get("Contents", []):
                 etag = (item.get("ETag") or "").strip('"') or None
@@ -433,21 +442,29 @@ class S3Store(StorageHook):
                 )
 
     def _lean_list(self, u: ObjectURL, page_size: int) -> Iterator[ObjectInfo]:
-        """ListObjectsV2 pages signed here and parsed by s3_list_page, one page in memory."""
+        """ListObjectsV2 pages signed here (s3_lean) and parsed by s3_list_page, one page in
+        memory; botocore's paginator takes over from the page it is handed."""
         query = {"list-type": "2", "prefix": u.key, "max-keys": str(page_size), "encoding-type": "url"}
+        tokens: set[str] = set()
         while True:
             try:
                 with self._errors(u.raw):
                     resp = self._reads.get(self.client, u.bucket, None, query, {})
-                    if resp.status >= 300:
+                    if resp is not None and resp.status >= 300:
                         raise self._lean_error(resp, "ListObjectsV2", u.raw, False)
-                    body = resp.data
+                    body = resp.data if resp is not None else None
             except urllib3.exceptions.HTTPError as exc:
                 raise TransientError(f"{u.raw}: connection failed: {type(exc).__name__}", url=u.raw) from None
+            if body is None:
+                yield from self._listed(u, page_size, query.get("continuation-token"))
+                return
             try:
-                page = parse_list_page(body, url_encoded=True)
+                page = parse_list_page(body)
             except ValueError as exc:
                 raise TransientError(f"{u.raw}: unreadable listing page: {exc}", url=u.raw) from None
+            if page.next_token is not None and page.next_token in tokens:
+                # botocore's paginator stops the same way: the listing would go round forever.
+                raise FerryError(f"{u.raw}: the store sent the same continuation token twice", url=u.raw)
             for item in page.objects:
                 yield ObjectInfo(
                     url=u.sibling(item.key),
@@ -458,6 +475,7 @@ class S3Store(StorageHook):
                 )
             if page.next_token is None:
                 return
+            tokens.add(page.next_token)
             query["continuation-token"] = page.next_token
 
     def _pages(self, u: ObjectURL, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -492,9 +510,14 @@ class S3Store(StorageHook):
         if size > MAX_SINGLE_REQUEST:
             raise InvalidArgumentError(f"{u.raw}: {size} bytes exceed S3's single PUT limit; use multipart")
         args = self._write_args(content_type, metadata, crc32c, if_absent)
-        # Signed here only with a CRC32C for the store to check: the payload itself is not signed.
-        answer = self._lean_put(u, data, size, args) if crc32c and self._lean_reads() else None
+        # Signed here when a CRC32C goes with it for the store to check, and the body can be
+        # rewound for botocore (s3_lean may read it to hash it, or hand the bucket back).
+        start = None if isinstance(data, bytes) or not data.seekable() else data.tell()
+        lean = crc32c and self._lean_reads() and (isinstance(data, bytes) or start is not None)
+        answer = self._lean_put(u, data, size, args) if lean else None
         if answer is None:
+            if start is not None:
+                data.seek(start)
             with self._errors(u.raw):
                 answer = self.client.put_object(Bucket=u.bucket, Key=u.key, Body=data, ContentLength=size, **args)
         return self._info(u, {**answer, "ContentType": content_type, "Metadata": metadata}, size)
@@ -523,6 +546,7 @@ class S3Store(StorageHook):
     ) -> dict[str, Any]:
         args: dict[str, Any] = {}
         if content_type:
+            _check_header_value("content type", content_type)
             args["ContentType"] = content_type
         if metadata:
             for key, value in metadata.items():
@@ -531,6 +555,7 @@ class S3Store(StorageHook):
                     raise InvalidArgumentError(
                         f"metadata {key!r}: S3 metadata keys and values must be ASCII (got {value!r})"
                     )
+                _check_header_value(f"metadata {key!r}", str(value))
             args["Metadata"] = dict(metadata)
         if crc32c:
             # Sent with the algorithm name so the store keeps it and rejects damaged bytes.
@@ -746,6 +771,12 @@ _ANSWER_HEADERS = {
     "ServerSideEncryption": "x-amz-server-side-encryption",
     "SSECustomerAlgorithm": "x-amz-server-side-encryption-customer-algorithm",
 }
+
+
+def _check_header_value(name: str, value: str) -> None:
+    """A header value cannot hold control characters (CR/LF would end the header); tabs pass."""
+    if any(c != "\t" and (ord(c) < 32 or ord(c) == 127) for c in value):
+        raise InvalidArgumentError(f"{name}: control characters (such as CR or LF) cannot be sent in an S3 header")
 
 
 def _xml_field(body: str, name: str) -> str:
