@@ -1039,3 +1039,26 @@ def test_sync_delete_keeps_its_own_manifest_under_the_destination(seaweedfs, s3,
     assert again.returncode == 0, again.stderr
     said = again.stdout + again.stderr
     assert "2 already done" in said and "deleted" not in said, said
+
+
+def test_a_bulk_download_never_writes_through_links_left_at_its_temp_names(s3, tmp_path, state_dir) -> None:
+    """Symbolic links inside the destination folder at the temp names of a small and a large
+    object (no tracker): the bytes must land in the folder only, never in the files the links
+    point to, and never create a file outside it; the destinations are regular files."""
+    base = f"s3://{BUCKET}/{unique_prefix()}leftlinks/"
+    objects = {"small.bin": os.urandom(5000), "big.bin": os.urandom(3 * MiB + 1)}
+    seed_all(s3, base, objects)
+    dest, outside = tmp_path / "dest", tmp_path / "outside"
+    dest.mkdir()
+    outside.mkdir()
+    (outside / "kept").write_bytes(b"not Ferry's")
+    os.symlink(outside / "created", dest / "small.bin.ferry-tmp")  # dangling
+    os.symlink(outside / "kept", dest / "big.bin.ferry-tmp")
+    _, rows = run_bulk(s3, FerryLocalHook(), base, str(dest) + "/", state_dir, concurrency=2, part_size=MiB)
+    assert sorted(r.result for r in rows) == ["OK", "OK"], rows
+    assert sorted(os.listdir(outside)) == ["kept"], "a file was created outside the destination folder"
+    assert (outside / "kept").read_bytes() == b"not Ferry's", "an object was written outside the destination"
+    links = [n for n in os.listdir(dest) if os.path.islink(dest / n)]
+    assert links == [], f"published as symbolic links out of the folder: {links}"
+    assert local_files(str(dest)) == objects
+    assert os.listdir(state_dir) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -562,3 +563,113 @@ def test_stream_of_unknown_length(http_server, tmp_path) -> None:
     assert (tmp_path / "dyn.bin").read_bytes() == data
     assert row.result == OK and row.bytes_transferred == len(data) and "sha256" in row.description
     assert_clean(tmp_path)
+
+
+# -- leftovers at Ferry's own names beside the destination (hostile review) --------------------
+def seeded_s3(seaweedfs, size: int) -> tuple[FerryS3Hook, str, bytes]:
+    make_s3_bucket(seaweedfs, BUCKET)
+    hook = FerryS3Hook(S3_CONN)
+    data = os.urandom(size)
+    url = f"s3://{BUCKET}/{unique_prefix()}obj"
+    hook.put(url, data, crc32c=crc32c_hex(data))
+    return hook, url, data
+
+
+PRECIOUS = b"precious, not Ferry's"
+
+
+def outside_victim(tmp_path, exists: bool = True):
+    (tmp_path / "outside").mkdir()
+    victim = tmp_path / "outside" / "victim"
+    if exists:
+        victim.write_bytes(PRECIOUS)
+        os.chmod(victim, 0o640)
+    return victim
+
+
+def assert_victim_untouched(victim, existed: bool) -> None:
+    if existed:
+        assert victim.read_bytes() == PRECIOUS, "the object was written into a file outside the destination"
+        assert victim.stat().st_mode & 0o777 == 0o640
+    else:
+        assert not victim.exists(), "the download created a file outside the destination folder"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling-symlink", "hard-link"])
+def test_a_link_left_at_the_temp_path_is_never_written_through(seaweedfs, tmp_path, kind: str) -> None:
+    """A ``<dest>.ferry-tmp`` with no tracker beside it (a killed one-stream run, or planted) is
+    of no use: it must be replaced, not opened and truncated in place, which follows a symbolic
+    link (or shares a hard link's inode) and writes the object into a file outside the
+    destination folder, then renames the link itself to the destination."""
+    hook, url, data = seeded_s3(seaweedfs, 1000)
+    victim = outside_victim(tmp_path, exists=kind != "dangling-symlink")
+    folder = tmp_path / "dest"
+    folder.mkdir()
+    leftover = folder / "out.bin.ferry-tmp"
+    if kind == "hard-link":
+        os.link(victim, leftover)
+    else:
+        os.symlink(victim, leftover)
+    row = download(hook, url, str(folder / "out.bin"), opts())
+    assert row.result == OK
+    assert_victim_untouched(victim, existed=kind != "dangling-symlink")
+    dest = folder / "out.bin"
+    assert not dest.is_symlink(), f"the destination is a symbolic link to {os.readlink(dest)}"
+    assert dest.read_bytes() == data and dest.stat().st_nlink == 1
+    assert_clean(folder)
+
+
+def test_a_symlink_left_at_the_tracker_rewrite_path_is_never_written_through(seaweedfs, tmp_path) -> None:
+    """A ``<dest>.ferry-tracker.new`` with no tracker: the first tracker write of a ranged
+    download must not follow it (it wrote the tracker's JSON over a file outside the folder and
+    made it mode 0600)."""
+    hook, url, data = seeded_s3(seaweedfs, 3 * PART)
+    victim = outside_victim(tmp_path)
+    folder = tmp_path / "dest"
+    folder.mkdir()
+    os.symlink(victim, folder / "out.bin.ferry-tracker.new")
+    row = download(hook, url, str(folder / "out.bin"), opts())
+    assert row.result == OK and (folder / "out.bin").read_bytes() == data
+    assert_victim_untouched(victim, existed=True)
+    assert_clean(folder)
+
+
+def test_a_leftover_temp_file_this_user_cannot_write_does_not_fail_every_rerun(seaweedfs, tmp_path) -> None:
+    """A killed run as another user (root, say) leaves a 0600 temp file and no tracker. Replacing
+    it needs only the folder's write permission; opening it for writing fails with Permission
+    denied, before the clean-up, so every rerun fails the same way."""
+    _, url, data = seeded_s3(seaweedfs, 1000)
+    leftover = tmp_path / "out.bin.ferry-tmp"
+    leftover.write_bytes(b"partial")
+    os.chmod(leftover, 0o400)
+    argv = [sys.executable, "-m", "ferry_provider.cli", "cp", url, str(tmp_path / "out.bin"), "--conn", S3_CONN]
+    if os.geteuid() == 0:  # root writes any file: take away the capabilities that let it
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+        argv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert_clean(tmp_path)
+
+
+def test_a_download_started_from_a_progress_callback_does_not_share_the_read_buffer(seaweedfs, tmp_path) -> None:
+    """progress_callback runs on the downloading thread between a read and its pwrite. A download
+    it starts (same thread) reused the thread's module-level buffer, so the outer file got the
+    inner object's bytes while its streamed CRC, computed before, still matched: published as
+    verified, corrupt."""
+    hook, outer_url, outer = seeded_s3(seaweedfs, 3 * PART)
+    _, inner_url, inner = seeded_s3(seaweedfs, 2 * PART)
+    fired: list[int] = []
+
+    def on_progress(done: int, total: int | None) -> None:
+        if not fired:
+            fired.append(done)
+            # One stream (no parts), on this same thread.
+            download(hook, inner_url, str(tmp_path / "inner.bin"), opts(part_size=4 * PART))
+
+    outer_opts = opts(part_size=4 * PART, progress_callback=on_progress)  # one stream, on this thread
+    row = download(hook, outer_url, str(tmp_path / "outer.bin"), outer_opts)
+    assert (tmp_path / "inner.bin").read_bytes() == inner
+    assert row.result == OK
+    assert (tmp_path / "outer.bin").read_bytes() == outer, "published as verified with another object's bytes"
