@@ -58,7 +58,6 @@ class Checkpoint:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fd: int | None = field(default=None, repr=False)  # open for appends once the header is written
     _torn: bool = field(default=False, repr=False)  # the file ends in a torn line: rewrite before appending
-    found: bool = field(default=False, repr=False)  # load() found a tracker file (of any content)
 
     @classmethod
     def load(cls, path: str, identity: dict[str, Any]) -> Checkpoint:
@@ -68,12 +67,6 @@ class Checkpoint:
                 lines = f.read().split(b"\n")
         except OSError:
             return cls(path, identity)
-        checkpoint = cls._parse(path, identity, lines)
-        checkpoint.found = True
-        return checkpoint
-
-    @classmethod
-    def _parse(cls, path: str, identity: dict[str, Any], lines: list[bytes]) -> Checkpoint:
         try:
             header = json.loads(lines[0])
         except ValueError:
@@ -165,7 +158,7 @@ class Checkpoint:
         lines = [header, *({"part": k, "info": v} for k, v in sorted(self.parts.items()))]
         body = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
         tmp = self.path + REWRITE_SUFFIX
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
             os.fchmod(fd, 0o600)
             if os.write(fd, body) != len(body):
