@@ -120,7 +120,7 @@ def test_awkward_keys_list_and_read_back_exactly(s3_prefix) -> None:
     for i, key in enumerate(AWKWARD_KEYS):
         client.put_object(Bucket=BUCKET, Key=prefix + key, Body=f"{i}:{key}".encode())
     listed = {info.url: info for info in hook.list(f"s3://{BUCKET}/{prefix}", page_size=3)}
-    assert hook._reads._targets[BUCKET] is not None  # signed by Ferry, not by botocore's fallback
+    assert hook._lean_http._targets[BUCKET] is not None  # signed by Ferry, not by botocore's fallback
     assert sorted(listed) == sorted(f"s3://{BUCKET}/{prefix}{k}" for k in AWKWARD_KEYS)
     for i, key in enumerate(AWKWARD_KEYS):
         url = f"s3://{BUCKET}/{prefix}{key}"
@@ -167,7 +167,7 @@ def test_lean_put_carries_checksum_metadata_and_conditions(s3_prefix, tmp_path) 
             content_type="x/y",
             if_absent=True,
         )
-    assert hook._reads._targets[BUCKET] is not None
+    assert hook._lean_http._targets[BUCKET] is not None
     assert (info.size, info.crc32c, info.md5) == (len(data), crc32c_hex(data), hashlib.md5(data).hexdigest())
     head = hook.head(url)
     assert (head.crc32c, head.metadata, head.content_type) == (crc32c_hex(data), {"origin": "t"}, "x/y")

@@ -142,7 +142,7 @@ class S3Store(StorageHook):
             session = assumed_role_session(session, role, origin, (connect_timeout, read_timeout))
         self._role_arn = role.role_arn if role else None
         self._lean = not any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
-        self._reads = LeanRequests(self.max_connections, connect_timeout, read_timeout, verify)
+        self._lean_http = LeanRequests(self.max_connections, connect_timeout, read_timeout, verify)
         config = Config(
             max_pool_connections=self.max_connections,
             connect_timeout=connect_timeout,
@@ -369,7 +369,7 @@ class S3Store(StorageHook):
                 kwargs["IfMatch"] = f'"{pin.etag}"'
             if pin.version:
                 kwargs["VersionId"] = pin.version
-        if self._lean_reads():
+        if self._lean_allowed():
             reader = self._lean_range(u, dict(kwargs), start, end, pin)
             if reader is not None:
                 return reader
@@ -379,10 +379,10 @@ class S3Store(StorageHook):
         length = resp["ContentLength"]
         return _reader(u, raw, resp.get("ContentRange") if ranged else None, length, ranged, start, end, pin)
 
-    def _lean_reads(self) -> bool:
+    def _lean_allowed(self) -> bool:
         """Whether GETs, listings and single PUTs may skip botocore's request pipeline (s3_lean):
         not behind a proxy, which botocore handles and a bare pool would not."""
-        self.client  # noqa: B018 - builds the client, and with it the read pool
+        self.client  # noqa: B018 - builds the client, and with it the lean pool
         return self._lean
 
     def _lean_range(
@@ -394,11 +394,8 @@ class S3Store(StorageHook):
             name: params.pop(key) for key, name in (("Range", "Range"), ("IfMatch", "If-Match")) if key in params
         }
         query = {"versionId": params["VersionId"]} if "VersionId" in params else {}
-        try:
-            with self._errors(u.raw, pinned=pin is not None):
-                resp = self._reads.get(self.client, u.bucket, u.key, query, headers)
-        except urllib3.exceptions.HTTPError as exc:
-            raise TransientError(f"{u.raw}: connection failed: {type(exc).__name__}", url=u.raw) from None
+        with self._errors(u.raw, pinned=pin is not None):
+            resp = self._lean_http.get(self.client, u.bucket, u.key, query, headers)
         if resp is None:
             return None
         if resp.status >= 300:
@@ -419,7 +416,7 @@ class S3Store(StorageHook):
 
     def list(self, url: str, *, page_size: int = 1000) -> Iterator[ObjectInfo]:
         u = self.parse(url)
-        if self._lean_reads():
+        if self._lean_allowed():
             yield from self._lean_list(u, page_size)
         else:
             yield from self._listed(u, page_size)
@@ -447,14 +444,11 @@ class S3Store(StorageHook):
         query = {"list-type": "2", "prefix": u.key, "max-keys": str(page_size), "encoding-type": "url"}
         tokens: set[str] = set()
         while True:
-            try:
-                with self._errors(u.raw):
-                    resp = self._reads.get(self.client, u.bucket, None, query, {})
-                    if resp is not None and resp.status >= 300:
-                        raise self._lean_error(resp, "ListObjectsV2", u.raw, False)
-                    body = resp.data if resp is not None else None
-            except urllib3.exceptions.HTTPError as exc:
-                raise TransientError(f"{u.raw}: connection failed: {type(exc).__name__}", url=u.raw) from None
+            with self._errors(u.raw):
+                resp = self._lean_http.get(self.client, u.bucket, None, query, {})
+                if resp is not None and resp.status >= 300:
+                    raise self._lean_error(resp, "ListObjectsV2", u.raw, False)
+                body = resp.data if resp is not None else None
             if body is None:
                 yield from self._listed(u, page_size, query.get("continuation-token"))
                 return
@@ -513,7 +507,7 @@ class S3Store(StorageHook):
         # Signed here when a CRC32C goes with it for the store to check, and the body can be
         # rewound for botocore (s3_lean may read it to hash it, or hand the bucket back).
         start = None if isinstance(data, bytes) or not data.seekable() else data.tell()
-        lean = crc32c and self._lean_reads() and (isinstance(data, bytes) or start is not None)
+        lean = crc32c and self._lean_allowed() and (isinstance(data, bytes) or start is not None)
         answer = self._lean_put(u, data, size, args) if lean else None
         if answer is None:
             if start is not None:
@@ -529,11 +523,8 @@ class S3Store(StorageHook):
         for field, header in _PUT_HEADERS.items():
             if field in args:
                 headers[header] = args[field]
-        try:
-            with self._errors(u.raw):
-                resp = self._reads.put(self.client, u.bucket, u.key, data, size, headers)
-        except urllib3.exceptions.HTTPError as exc:
-            raise TransientError(f"{u.raw}: connection failed: {type(exc).__name__}", url=u.raw) from None
+        with self._errors(u.raw):  # urllib3's errors too
+            resp = self._lean_http.put(self.client, u.bucket, u.key, data, size, headers)
         if resp is None:
             return None
         if resp.status >= 300:
