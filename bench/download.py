@@ -29,6 +29,7 @@ from bench.common import (
     print_table,
     run_rounds,
     start_store,
+    stop_store,
 )
 
 BUCKET = "ferry-bench"
@@ -177,7 +178,7 @@ def main() -> int:
         run_rounds(contenders, args.rounds, after_each=check_and_remove)
         print_table(contenders, size, contenders[0].name)
     finally:
-        proc.stop(grace=5)
+        stop_store(proc, workdir)
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

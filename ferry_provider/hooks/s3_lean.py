@@ -48,7 +48,10 @@ class LeanRequests:
     ) -> urllib3.BaseHTTPResponse | None:
         """GET ``key`` in ``bucket`` (the bucket itself when None, for listings), the body left
         unread; None when botocore is to send it (now, and from then on for this bucket)."""
-        target, signed = self._signed(client, "GET", bucket, key, query, headers, EMPTY_SHA256)
+        target = self._target(client, bucket)
+        if target is None:
+            return None
+        signed = self._signed(client, target, "GET", key, query, headers, EMPTY_SHA256)
         if signed is None:
             return None
         pool, request_target, sent = signed
@@ -69,7 +72,7 @@ class LeanRequests:
         if payload is None:
             return None
         sent = {**headers, "Content-Length": str(size)}
-        target, signed = self._signed(client, "PUT", bucket, key, {}, sent, payload)
+        signed = self._signed(client, target, "PUT", key, {}, sent, payload)
         if signed is None:
             return None
         pool, request_target, sent = signed
@@ -79,31 +82,31 @@ class LeanRequests:
     def _signed(
         self,
         client: Any,
+        target: BucketTarget,
         method: str,
-        bucket: str,
         key: str | None,
         query: dict[str, str],
         headers: dict[str, str],
         payload: str,
-    ) -> tuple[BucketTarget | None, tuple[urllib3.HTTPConnectionPool, str, dict[str, str]] | None]:
-        target = self._target(client, bucket)
+    ) -> tuple[urllib3.HTTPConnectionPool, str, dict[str, str]] | None:
+        """The pool, request target and headers of a signed request; None without credentials
+        (botocore then says why)."""
         credentials = client._request_signer._credentials  # boto3 has no public accessor
-        if target is None or credentials is None:
-            return target, None
+        if credentials is None:
+            return None
         frozen = credentials.get_frozen_credentials()  # renews expiring keys first
         path = target.path(key) if key is not None else target.base_path or "/"
         keys = (frozen.access_key, frozen.secret_key, frozen.token)
         request_target, sent = self._signer.sign(method, target, path, query, headers, keys, payload_sha256=payload)
         # The pool itself, given a path: PoolManager would re-parse the URL and fold "." and ".."
         # segments, which are part of S3 keys.
-        pool = self.pool.connection_from_host(target.host_name, target.port, target.scheme)
-        return target, (pool, request_target, sent)
+        return self.pool.connection_from_host(target.host_name, target.port, target.scheme), request_target, sent
 
-    def _answered_elsewhere(self, bucket: str, target: BucketTarget | None, resp: urllib3.BaseHTTPResponse) -> bool:
+    def _answered_elsewhere(self, bucket: str, target: BucketTarget, resp: urllib3.BaseHTTPResponse) -> bool:
         """Whether S3 says the bucket is in another region or behind another endpoint (a client
         set to the wrong region): botocore follows such answers and learns where the bucket is,
         so from now on it sends this bucket's requests."""
-        if target is None or resp.status not in (301, 307, 400):
+        if resp.status not in (301, 307, 400):
             return False
         region = resp.headers.get("x-amz-bucket-region")
         if resp.status == 400:

@@ -370,7 +370,7 @@ class S3Store(StorageHook):
             if pin.version:
                 kwargs["VersionId"] = pin.version
         if self._lean_allowed():
-            reader = self._lean_range(u, dict(kwargs), start, end, pin)
+            reader = self._lean_range(u, kwargs, start, end, pin)
             if reader is not None:
                 return reader
         with self._errors(u.raw, pinned=pin is not None):
@@ -390,9 +390,7 @@ class S3Store(StorageHook):
     ) -> RangeReader | None:
         """GetObject signed here (s3_lean) and sent on a plain urllib3 pool, errors mapped as
         botocore's would be; None when botocore is to send it."""
-        headers = {
-            name: params.pop(key) for key, name in (("Range", "Range"), ("IfMatch", "If-Match")) if key in params
-        }
+        headers = {name: params[key] for key, name in (("Range", "Range"), ("IfMatch", "If-Match")) if key in params}
         query = {"versionId": params["VersionId"]} if "VersionId" in params else {}
         with self._errors(u.raw, pinned=pin is not None):
             resp = self._lean_http.get(self.client, u.bucket, u.key, query, headers)

@@ -146,7 +146,6 @@ class _Download:
         self._reverified = False  # reused parts were re-hashed from the temp file
         self._progress_now: Progress | None = None  # this run's, once the transfer has begun
         self._stop = threading.Event()
-        self._size_hint = opts.buffer_size  # the object's size once known: no buffer need be larger
         self._selection = Selection(())  # what the bytes must match, chosen once the source is pinned
         self._crcs: tuple[checksums.CrcAlgorithm, ...] = (checksums.CRC32C,)  # computed while streaming
         self._composites: dict[str, str] = {}  # per-part values recomputed from the ranges' digests
@@ -160,8 +159,6 @@ class _Download:
         self._check_destination_path()
         pin = listed or self.opts.retry.run(lambda: self.hook.head(self.src.raw), what=f"{self.src.raw}: head")
         self.row.source_size = pin.size
-        if pin.size is not None:
-            self._size_hint = pin.size
         self._check_expectations_before(pin)
         self._select_checks(pin)
         os.makedirs(os.path.dirname(self.dest), exist_ok=True)
@@ -433,12 +430,12 @@ class _Download:
 
     # -- fetching -----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _buffer(self) -> Iterator[memoryview]:
+    def _buffer(self, span: int | None) -> Iterator[memoryview]:
         """This thread's read buffer, taken for the duration: a download started meanwhile on
         the same thread (from a progress callback) gets one of its own. No bigger than the
-        object: a 64 KiB object in a bulk run then costs no 1 MiB allocation (zeroed pages,
-        faulted in and unmapped again, for each object)."""
-        need = min(self.opts.buffer_size, max(self._size_hint, 4096))
+        ``span`` of bytes to copy: a 64 KiB object in a bulk run then costs no 1 MiB allocation
+        (zeroed pages, faulted in and unmapped again, for each object)."""
+        need = self.opts.buffer_size if span is None else min(self.opts.buffer_size, max(span, 4096))
         buf: memoryview | None = _buffers.__dict__.pop("buf", None)
         if buf is None or len(buf) < need:
             buf = memoryview(bytearray(need))
@@ -504,7 +501,7 @@ class _Download:
         # Received into a buffer that stays in the cache, hashed there, then written: on tmpfs
         # this cost 0.3 s less system time per GiB than receiving into an mmap of the temp file
         # (page faults), at 1 to 32 connections alike (measured with -j 1, 4, 16, 32).
-        with self._buffer() as buf:
+        with self._buffer(None if end is None else end - state.pos) as buf:
             while end is None or state.pos < end:
                 at = state.pos
                 want = len(buf) if end is None else min(len(buf), end - at)
