@@ -53,8 +53,8 @@ class WriterLock:
             if same:
                 self._fd = fd
                 try:
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                    # Fixed width: it covers whatever a dead holder wrote, with no truncate first.
+                    os.pwrite(fd, f"{os.getpid():<15}\n".encode(), 0)
                 except OSError:  # a full disk: no lock file may stay behind
                     self.release()
                     raise
