@@ -342,6 +342,29 @@ def test_server_side_copy_of_a_source_that_keeps_no_crc32c(s3a, state_dir, size:
     assert_nothing_left(s3a, prefix, state_dir, {src, dst})
 
 
+@pytest.mark.parametrize("check_hashes", ["if_fast_else_fail", "never"])
+def test_server_side_part_copies_ask_the_store_for_a_crc32c_unless_never(s3a, state_dir, check_hashes: str) -> None:
+    """By default the store computes the copy's full-object CRC32C, which proves it against the
+    source's; with check_hashes='never' the store is not asked (on SeaweedFS asking doubles
+    the time of a part copy), the copy keeps no CRC32C and the row says only the size was checked."""
+    prefix = f"s3://{S3_BUCKET}/{unique_prefix()}"
+    data = os.urandom(3 * PART + 1)
+    src = seed(s3a, prefix + "src.bin", data)
+    dst = prefix + "dst.bin"
+    row = run_copy(
+        s3a, s3a, src, dst, state_dir, part_size=PART, multipart_copy_threshold=PART, check_hashes=check_hashes
+    )
+    assert row.result == "OK" and row.description.startswith("server-side, 4 part copies"), row
+    assert s3a.read_bytes(dst) == data
+    if check_hashes == "never":
+        assert s3a.head(dst).crc32c is None and row.crc32c == ""
+        assert "size verified (check_hashes='never')" in row.description, row
+    else:
+        assert s3a.head(dst).crc32c == crc32c_hex(data) == row.crc32c
+        assert "verified size and crc32c" in row.description, row
+    assert_nothing_left(s3a, prefix, state_dir, {src, dst})
+
+
 def test_server_side_copy_between_buckets(seaweedfs, s3a, state_dir) -> None:
     make_s3_bucket(seaweedfs, PROXY_BUCKET)
     prefix = unique_prefix()

@@ -419,12 +419,14 @@ class StorageHook(ABC):
         metadata: dict[str, str] | None = None,
         resume_token: str | None = None,
         on_token: Callable[[str], None] | None = None,
+        checksum: bool = True,
     ) -> ObjectInfo:
         """Server-side copy within this store in one call (capability ``server_side_copy``).
 
         Metadata and content type are carried over unless given. A store whose copy takes many
         calls (GCS rewrite) reports its continuation token to ``on_token`` after each, and takes
-        it back as ``resume_token`` to continue a copy an earlier run began."""
+        it back as ``resume_token`` to continue a copy an earlier run began. ``checksum=False``:
+        the store is not asked to compute a checksum of the copy where asking is optional."""
         raise self._unsupported("copy")
 
     @contextmanager
@@ -470,9 +472,15 @@ class StorageHook(ABC):
 
     # -- multipart (capability multipart_upload) --------------------------------------------
     def create_multipart(
-        self, url: str, *, content_type: str | None = None, metadata: dict[str, str] | None = None
+        self,
+        url: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        checksum: bool = True,
     ) -> str:
-        """Start a multipart upload with full-object CRC32C; return its upload id."""
+        """Start a multipart upload with full-object CRC32C (without any checksum when
+        ``checksum`` is False); return its upload id."""
         raise self._unsupported("multipart upload")
 
     def upload_part(

@@ -337,9 +337,11 @@ class GCSStore(StorageHook):
         metadata: dict[str, str] | None = None,
         resume_token: str | None = None,
         on_token: Callable[[str], None] | None = None,
+        checksum: bool = True,
     ) -> ObjectInfo:
         """Server-side rewrite, looping on the rewrite token (large and cross-location copies);
-        each token goes to ``on_token`` so a later run can continue with ``resume_token``."""
+        each token goes to ``on_token`` so a later run can continue with ``resume_token``.
+        ``checksum`` changes nothing: GCS keeps every object's CRC32C."""
         s = self.parse(src).require_key()
         d = self.parse(dst).require_key()
         url = f"{self._object_url(s)}/rewriteTo/b/{d.bucket}/o/{quote(d.key, safe='')}"

@@ -570,6 +570,7 @@ class S3Store(StorageHook):
         metadata: dict[str, str] | None = None,
         resume_token: str | None = None,
         on_token: Callable[[str], None] | None = None,
+        checksum: bool = True,
     ) -> ObjectInfo:
         """CopyObject, pinned to the version and ETag seen; the new object gets a CRC32C of its
         own. Above 5 GiB, S3 copies only in parts: the engine's UploadPartCopy job does that."""
@@ -581,7 +582,9 @@ class S3Store(StorageHook):
         source: dict[str, str] = {"Bucket": s.bucket, "Key": s.key}
         if info.version:
             source["VersionId"] = info.version
-        kwargs: dict[str, Any] = {"Bucket": d.bucket, "Key": d.key, "CopySource": source, "ChecksumAlgorithm": "CRC32C"}
+        kwargs: dict[str, Any] = {"Bucket": d.bucket, "Key": d.key, "CopySource": source}
+        if checksum:
+            kwargs["ChecksumAlgorithm"] = "CRC32C"
         if info.etag:
             kwargs["CopySourceIfMatch"] = f'"{info.etag}"'
         if if_absent:
@@ -596,15 +599,17 @@ class S3Store(StorageHook):
 
     # -- multipart --------------------------------------------------------------------------
     def create_multipart(
-        self, url: str, *, content_type: str | None = None, metadata: dict[str, str] | None = None
+        self,
+        url: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        checksum: bool = True,
     ) -> str:
         u = self.parse(url).require_key()
-        kwargs: dict[str, Any] = {
-            "Bucket": u.bucket,
-            "Key": u.key,
-            "ChecksumAlgorithm": "CRC32C",
-            "ChecksumType": "FULL_OBJECT",
-        }
+        kwargs: dict[str, Any] = {"Bucket": u.bucket, "Key": u.key}
+        if checksum:
+            kwargs.update(ChecksumAlgorithm="CRC32C", ChecksumType="FULL_OBJECT")
         kwargs.update(self._write_args(content_type, metadata, None, False))
         with self._errors(u.raw):
             return self.client.create_multipart_upload(**kwargs)["UploadId"]

@@ -268,6 +268,7 @@ class _Copy:
                     metadata=self.opts.metadata,
                     resume_token=checkpoint.extra.get("rewrite_token"),
                     on_token=lambda t: checkpoint.set_extra(rewrite_token=t),
+                    checksum=self._store_checksum,
                 ),
                 what=f"{self.dst.raw}: copy",
             )
@@ -504,6 +505,7 @@ class _Copy:
             content_type=self._content_type(pin),
             metadata=self._metadata(pin),
             no_clobber=self.opts.no_clobber,
+            checksum=self._store_checksum,
         )
         job = PartedWrite(
             source,
@@ -537,7 +539,15 @@ class _Copy:
             "destination": self.dst.raw,
             "part_size": part_size,
             "server_side": self.server_side,
+            "store_checksum": self._store_checksum,
         }
+
+    @property
+    def _store_checksum(self) -> bool:
+        """Whether the destination store is asked for a CRC32C of the copy. Not in a server-side
+        copy with check_hashes='never': there the store computes it for nobody to check, and
+        on SeaweedFS that doubled the copy's time (2 GiB in parts: 11.5 s against 6.0 s)."""
+        return not (self.server_side and self.opts.check_hashes == "never")
 
     def _content_type(self, pin: ObjectInfo) -> str | None:
         return self.opts.content_type if self.opts.content_type is not None else pin.content_type

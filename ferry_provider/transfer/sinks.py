@@ -47,6 +47,7 @@ class ObjectSink:
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
         no_clobber: bool = False,
+        checksum: bool = True,
     ) -> None:
         self.hook = hook
         self.dst = dst
@@ -54,6 +55,7 @@ class ObjectSink:
         self.content_type = content_type
         self.metadata = metadata or None
         self.no_clobber = no_clobber
+        self.checksum = checksum  # False: the store is not asked for a checksum of the object
 
     def call(self, what: str, fn: Callable[[], T], stop: threading.Event | None = None) -> T:
         return self.retry.run(fn, what=f"{self.dst.raw}: {what}", stop=stop)
@@ -88,13 +90,14 @@ def sink_for(
     content_type: str | None = None,
     metadata: dict[str, str] | None = None,
     no_clobber: bool = False,
+    checksum: bool = True,
 ) -> ObjectSink:
     """The parted sink this store offers (capabilities decide, never the scheme)."""
     caps = hook.capabilities
     if not (caps.multipart_upload or caps.composite_upload):
         raise InvalidArgumentError(f"{dst.raw}: this store cannot join parts into an object")
     cls = MultipartSink if caps.multipart_upload else ComposeSink
-    return cls(hook, dst, retry, content_type=content_type, metadata=metadata, no_clobber=no_clobber)
+    return cls(hook, dst, retry, content_type=content_type, metadata=metadata, no_clobber=no_clobber, checksum=checksum)
 
 
 class MultipartSink(ObjectSink):
@@ -108,7 +111,7 @@ class MultipartSink(ObjectSink):
                 upload_id = self.call(
                     "create multipart upload",
                     lambda: self.hook.create_multipart(
-                        self.dst.raw, content_type=self.content_type, metadata=self.metadata
+                        self.dst.raw, content_type=self.content_type, metadata=self.metadata, checksum=self.checksum
                     ),
                     stop=SIGNAL_PENDING,  # after a signal, no second attempt: the run is stopping
                 )
