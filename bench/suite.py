@@ -45,8 +45,8 @@ def workloads(rounds: int, quick: bool) -> dict[str, list[str]]:
         "W1": ["bench.loopback", *r],
         "W2": ["bench.link", *r],
         "W3": ["bench.bulk", "--no-boto3-loop", *r],
-        # 6 GiB server-side copies take 15-35 s each here and the store must reclaim every copy:
-        # three rounds of them keep the suite near half an hour.
+        # 6 GiB server-side copies take 15-40 s each here: three rounds of them keep the suite
+        # within half an hour.
         "W4": ["bench.copy", "--workloads", "server-side", "--parallelism", "4", "--part-mib", "--no-net",
                "--cli-only", "--rounds", str(min(rounds, 3))],
         "W4x": ["bench.copy", "--workloads", "cross-store", "--parallelism", "4", "--no-net", "--cli-only", *r],
