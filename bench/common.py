@@ -106,9 +106,13 @@ def run_rounds(
                 c.failure = str(exc).strip().splitlines()[-1][:200]
                 print(f"round {round_no}: {c.name}: FAILED: {c.failure}", flush=True)
             else:
-                print(f"round {round_no}: {c.name}: {c.samples[-1].seconds:.2f}s", flush=True)
+                line = f"round {round_no}: {c.name}: {c.samples[-1].seconds:.2f}s"
                 if after_each is not None:
+                    # Shown: checks and clean-ups between runs are part of the suite's length.
+                    began = time.monotonic()
                     after_each(c)
+                    line += f" (then {time.monotonic() - began:.1f}s checking and cleaning up)"
+                print(line, flush=True)
 
 
 def s3_env(endpoint: S3Endpoint) -> dict[str, str]:

@@ -216,13 +216,15 @@ def run_workload(
             c.argv = [a.replace("{KEY}", dest_key(c, tag)) for a in argv_template]
             try:
                 c.runs.append(run_child(c, scratch))
-                print(f"round {round_no}: {c.name}: {c.runs[-1].seconds:.2f}s", flush=True)
+                line = f"round {round_no}: {c.name}: {c.runs[-1].seconds:.2f}s"
             except RuntimeError as exc:
                 c.failure = str(exc).splitlines()[-1][:160]
-                print(f"round {round_no}: {c.name}: FAILED {exc}", flush=True)
+                line = f"round {round_no}: {c.name}: FAILED {exc}"
             finally:
                 c.argv = argv_template
+            began = time.monotonic()
             after(c, tag, not c.failure)
+            print(f"{line} (then {time.monotonic() - began:.1f}s checking and cleaning up)", flush=True)
     if net:
         for c in clients:
             if c.failure:
