@@ -315,21 +315,30 @@ def test_two_hooks_on_one_connection_copy_server_side(s3_proxy, state_dir) -> No
     assert_nothing_left(direct, prefix, state_dir, {src, dst})
 
 
+def copy_within(s3a, state_dir: str, data: bytes, check_hashes: str, *, source_crc32c: bool):
+    """``data`` written to a fresh prefix of one bucket (with or without a stored CRC32C) and
+    copied server-side beside it, in PART-sized part copies above PART; (prefix, src, dst, row)."""
+    prefix = f"s3://{S3_BUCKET}/{unique_prefix()}"
+    src, dst = prefix + "src.bin", prefix + "dst.bin"
+    if source_crc32c:
+        seed(s3a, src, data)
+    else:
+        s3a.put(src, data)
+    row = run_copy(
+        s3a, s3a, src, dst, state_dir, part_size=PART, multipart_copy_threshold=PART, check_hashes=check_hashes
+    )
+    return prefix, src, dst, row
+
+
 @pytest.mark.parametrize("check_hashes", ["if_fast_else_fail", "always"])
 @pytest.mark.parametrize("size", [3 * MiB, 3 * PART + 1], ids=["CopyObject", "UploadPartCopy"])
 def test_server_side_copy_of_a_source_that_keeps_no_crc32c(s3a, state_dir, size: int, check_hashes: str) -> None:
     """A source written without a checksum. By default the row may say only the size was
     verified, but any CRC32C it or the store gives is that of the bytes; with
     check_hashes='always' the copy must be proved by its CRC32C."""
-    prefix = f"s3://{S3_BUCKET}/{unique_prefix()}"
     data = os.urandom(size)
-    src = prefix + "src.bin"
-    s3a.put(src, data)
+    prefix, src, dst, row = copy_within(s3a, state_dir, data, check_hashes, source_crc32c=False)
     assert s3a.head(src).crc32c is None  # the premise: nothing stored to compare with
-    dst = prefix + "dst.bin"
-    row = run_copy(
-        s3a, s3a, src, dst, state_dir, part_size=PART, multipart_copy_threshold=PART, check_hashes=check_hashes
-    )
     assert row.result == "OK" and row.description.startswith("server-side"), row
     assert s3a.read_bytes(dst) == data
     if check_hashes == "always":
@@ -347,13 +356,8 @@ def test_server_side_part_copies_ask_the_store_for_a_crc32c_unless_never(s3a, st
     """By default the store computes the copy's full-object CRC32C, which proves it against the
     source's; with check_hashes='never' the store is not asked (on SeaweedFS asking doubles
     the time of a part copy), the copy keeps no CRC32C and the row says only the size was checked."""
-    prefix = f"s3://{S3_BUCKET}/{unique_prefix()}"
     data = os.urandom(3 * PART + 1)
-    src = seed(s3a, prefix + "src.bin", data)
-    dst = prefix + "dst.bin"
-    row = run_copy(
-        s3a, s3a, src, dst, state_dir, part_size=PART, multipart_copy_threshold=PART, check_hashes=check_hashes
-    )
+    prefix, src, dst, row = copy_within(s3a, state_dir, data, check_hashes, source_crc32c=True)
     assert row.result == "OK" and row.description.startswith("server-side, 4 part copies"), row
     assert s3a.read_bytes(dst) == data
     if check_hashes == "never":
