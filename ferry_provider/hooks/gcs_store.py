@@ -39,9 +39,9 @@ from ferry_provider.hooks.http_session import (
     STREAM_ERRORS,
     mount_pool,
     request_errors,
-    socket_stream,
     status_error,
 )
+from ferry_provider.hooks.socket_stream import socket_stream
 from ferry_provider.hooks.url import ObjectURL
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"

@@ -40,11 +40,11 @@ from ferry_provider.hooks.errors import (
     SourceChangedError,
     TransientError,
 )
-from ferry_provider.hooks.http_session import socket_stream
 from ferry_provider.hooks.log_redaction import install as install_log_redaction
 from ferry_provider.hooks.s3_assume_role import assumed_role_session, role_settings
 from ferry_provider.hooks.s3_lean import LeanRequests
 from ferry_provider.hooks.s3_list_page import parse_list_page
+from ferry_provider.hooks.socket_stream import socket_stream
 from ferry_provider.hooks.url import ObjectURL
 
 log = logging.getLogger(__name__)
