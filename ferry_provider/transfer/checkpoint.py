@@ -24,6 +24,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,20 +59,22 @@ class Checkpoint:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fd: int | None = field(default=None, repr=False)  # open for appends once the header is written
     _torn: bool = field(default=False, repr=False)  # the file ends in a torn line: rewrite before appending
-    # False only when load() found no tracker and none was written since: delete() then has
-    # nothing to remove (a bulk run of small objects saves two failing unlinks per object).
+    # False only when load() found nothing at the tracker's names (nor at its .new name) and
+    # nothing was written since: delete() then has nothing to remove (a bulk run of small
+    # objects saves two failing unlinks per object).
     on_disk: bool = field(default=True, repr=False)
 
     @classmethod
     def load(cls, path: str, identity: dict[str, Any]) -> Checkpoint:
         """The tracker at ``path`` if it matches ``identity``; else a fresh, empty one."""
         try:
-            with open(path, "rb") as f:
-                lines = f.read().split(b"\n")
+            data = _read_regular(path)
         except FileNotFoundError:
-            return cls(path, identity, on_disk=False)
-        except OSError:
+            # Something left at the .new name (a run killed mid-rewrite) still needs removing.
+            return cls(path, identity, on_disk=os.path.lexists(path + REWRITE_SUFFIX))
+        except OSError:  # a link, a FIFO, anything but a tracker: to be removed, never read
             return cls(path, identity)
+        lines = data.split(b"\n")
         try:
             header = json.loads(lines[0])
         except ValueError:
@@ -202,6 +205,21 @@ class Checkpoint:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self._close()
+
+
+def _read_regular(path: str) -> bytes:
+    """The whole of the regular file at ``path``, never through a symbolic link and never
+    blocking (on a FIFO an open for reading waits for a writer). OSError for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def tracker_path(destination: str, state_dir: str | None) -> str:

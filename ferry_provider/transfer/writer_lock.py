@@ -7,6 +7,9 @@ taken without waiting: a second writer fails at once, naming the pid that holds 
 drops a flock when its holder dies, so a killed transfer never leaves a lock held, only a stale
 file that the next transfer takes over and removes.
 
+Only a regular file of this user with no other name is used as the lock file: a symbolic link,
+a FIFO or a hard link found at that name is removed first (the pid would land in another file).
+
 Removing the file while others may be opening it is safe because a taker checks, once it holds
 the lock, that the path still names the inode it locked (else it locked a file already unlinked
 and tries again).
@@ -15,12 +18,15 @@ and tries again).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 
 from ferry_provider.hooks.errors import FerryError
 
 LOCK_SUFFIX = ".ferry-lock"
+PID_WIDTH = 16  # bytes of pid (space-padded) and newline written in the lock file
 
 
 class DestinationBusyError(FerryError):
@@ -35,7 +41,10 @@ class WriterLock:
 
     def acquire(self) -> None:
         for _ in range(100):  # each retry means another process removed the file in between
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            opened = self._open()
+            if opened is None:
+                continue  # something that was no lock file was there: removed, try again
+            fd, mine = opened
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -47,20 +56,45 @@ class WriterLock:
                     url=self.what,
                 ) from None
             try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                same = mine.st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
                 same = False
             if same:
                 self._fd = fd
                 try:
-                    # Fixed width: it covers whatever a dead holder wrote, with no truncate first.
-                    os.pwrite(fd, f"{os.getpid():<15}\n".encode(), 0)
+                    # Fixed width: it covers what a dead holder wrote, so only a longer file
+                    # (not one of ours) needs truncating first.
+                    if mine.st_size > PID_WIDTH:
+                        os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid():<{PID_WIDTH - 1}}\n".encode(), 0)
                 except OSError:  # a full disk: no lock file may stay behind
                     self.release()
                     raise
                 return
             os.close(fd)
         raise DestinationBusyError(f"{self.what}: could not take the writer lock {self.path}", url=self.what)
+
+    def _open(self) -> tuple[int, os.stat_result] | None:
+        """The lock file and its stat, opened never through a link and never blocking; None
+        after removing whatever else was at its name (a link, a FIFO, a file with other names or
+        another owner: the pid would land in someone else's file)."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            seen = os.lstat(self.path)  # a symbolic link
+        else:
+            seen = os.fstat(fd)
+            if _lock_file(seen):
+                return fd, seen
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            now = os.lstat(self.path)
+            if (now.st_dev, now.st_ino) == (seen.st_dev, seen.st_ino):  # not replaced meanwhile
+                os.unlink(self.path)
+        return None
 
     def release(self) -> None:
         """Remove the lock file, then drop the lock (in that order, so no one locks a file that is
@@ -78,6 +112,10 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _lock_file(st: os.stat_result) -> bool:
+    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.geteuid()
 
 
 def _read_pid(fd: int) -> int | None:

@@ -1,13 +1,9 @@
-"""Hostile review of c40110e (fewer syscalls per downloaded object) and f6bab10 (no CRC32C asked
-for a server-side copy with check_hashes='never'), against real servers and real files.
-
-Tests under a DEFECT banner fail on the reviewed code; those marked GUARD pass and pin the
-riskiest new paths (the O_EXCL create that now finds leftovers, the one-lstat destination check,
-the bare first attempt of RetryPolicy.run, the size taken from the fstat, the fixed-width pid).
-
-Regressions of c40110e (pass on c40110e^): DEFECT 1 (tracker-name leftovers kept when there is no
-tracker) and the stale-lock pid test of DEFECT 2. Pre-existing, on code c40110e reworked (fail on
-c40110e^ too): the lock path written through a link, and the FIFO at the tracker path (a hang).
+"""What a download (and a one-request copy) finds at the names it uses, with no tracker to go by:
+files, FIFOs, symbolic and hard links planted or left at the temp, tracker, tracker-rewrite
+and lock paths are removed or replaced, never written through, read through or waited on;
+leftovers of killed runs never outlive a successful one. Also the per-object shortcuts of the
+download path (the O_EXCL temp create, the one-lstat destination check, the bare first retry
+attempt, the size from the fstat, the fixed-width pid in the lock file). Real servers and files.
 """
 
 from __future__ import annotations
@@ -85,15 +81,11 @@ def plant(path, kind: str, victim=None) -> None:
 
 
 # =============================================================================================
-# DEFECT 1: leftovers at the tracker names are no longer cleaned when there is no tracker.
+# Leftovers at the tracker's names are removed even when there is no tracker to load.
 #
-# Before c40110e, _load_checkpoint called _discard() whenever no usable tracker was found,
-# removing <tracker> and <tracker>.new. Now, when Checkpoint.load meets FileNotFoundError
-# (on_disk=False), nothing is removed up front, the one-stream path never writes a tracker, and
-# Checkpoint.delete() returns early because on_disk is False. Only a leftover *temp file* is
-# noticed (by the O_EXCL create); anything at <tracker>.new, or a dangling link at <tracker>,
-# survives every later successful run.
-#
+# A one-stream download writes no tracker, and when it finds none it removes nothing up front
+# (a bulk run saves the syscalls): what a killed run left at <tracker>.new, or a dangling link
+# at <tracker>, must still be found and removed, not survive every later successful run.
 # How it happens without anyone planting anything: a ranged run is killed inside its first
 # tracker write (after <tracker>.new is written, before the rename), and the temp file is gone
 # by the rerun: the destination folder is a tmpfs that a reboot emptied while state_dir is on
@@ -119,9 +111,8 @@ def test_a_leftover_tracker_rewrite_file_is_removed_by_a_one_stream_download(
 
 
 def test_a_dangling_link_at_the_tracker_path_is_removed_by_a_one_stream_download(seaweedfs, tmp_path) -> None:
-    """A symbolic link at <dest>.ferry-tracker whose target is missing: open() follows it and
-    reports FileNotFoundError, which now means 'nothing on disk', so it is never removed (the
-    old code's _discard removed it). Its target is never created either (GUARD for that half)."""
+    """A symbolic link at <dest>.ferry-tracker whose target is missing is not taken for 'no
+    tracker' (opening through it would say so): it is removed, and its target never created."""
     hook, url, data = seeded(seaweedfs, 1000)
     folder = tmp_path / "dest"
     folder.mkdir()
@@ -151,7 +142,7 @@ def test_a_leftover_tracker_rewrite_file_is_removed_by_a_single_request_server_s
 
 
 # =============================================================================================
-# DEFECT 2: the writer lock's fixed-width pid without a truncate.
+# The writer lock's fixed-width pid, and what is planted at the lock path.
 # =============================================================================================
 def test_a_stale_lock_file_longer_than_16_bytes_still_lets_the_busy_error_name_the_holder(seaweedfs, tmp_path) -> None:
     """writer_lock.py now pwrites 16 bytes over a stale file without truncating it. A stale file
@@ -172,12 +163,9 @@ def test_a_stale_lock_file_longer_than_16_bytes_still_lets_the_busy_error_name_t
 
 @pytest.mark.parametrize("kind", ["symlink", "hard-link", "fifo"])
 def test_a_link_at_the_lock_path_is_never_written_through(seaweedfs, tmp_path, kind: str) -> None:
-    """WriterLock opens <dest>.ferry-lock with O_CREAT and no O_NOFOLLOW, and checks only that
-    the path names the inode it locked (stat follows the link, a hard link is the same inode):
-    the pid is then written into a file outside the folder. c40110e changed the damage (the first
-    16 bytes overwritten instead of the file truncated) but not the fact; this fails before it too.
-    A FIFO there fails the download with a bare 'Illegal seek' (pwrite; before: ftruncate's
-    'Invalid argument') that names neither the lock file nor what is wrong with it."""
+    """A symbolic link, hard link or FIFO at <dest>.ferry-lock is removed, not used as the lock
+    file: the pid is never written into a file outside the folder, and a FIFO does not fail the
+    download with an error naming neither the lock file nor what is wrong with it."""
     hook, url, data = seeded(seaweedfs, 1000)
     victim = victim_file(tmp_path)
     folder = tmp_path / "dest"
@@ -195,7 +183,7 @@ def test_a_link_at_the_lock_path_is_never_written_through(seaweedfs, tmp_path, k
 
 
 # =============================================================================================
-# DEFECT 3 (pre-existing, on the path c40110e reworked): a FIFO at the tracker path hangs.
+# A FIFO at the tracker path is neither waited on nor read.
 # =============================================================================================
 def test_a_fifo_at_the_tracker_path_neither_hangs_nor_is_read_through(seaweedfs, tmp_path) -> None:
     """Checkpoint.load opens <dest>.ferry-tracker with a plain open(): on a FIFO that blocks
@@ -227,14 +215,14 @@ def test_a_fifo_at_the_tracker_path_neither_hangs_nor_is_read_through(seaweedfs,
 
 
 # =============================================================================================
-# GUARDS: the new O_EXCL create of the temp file, which now finds every leftover.
+# The O_EXCL create of the temp file, which finds every leftover.
 # =============================================================================================
 @pytest.mark.parametrize("kind", ["file", "fifo", "symlink", "dangling-symlink", "hard-link"])
 @pytest.mark.parametrize("size", [1000, 3 * PART + 7], ids=["one-stream", "parts"])
 def test_anything_left_at_the_temp_path_with_no_tracker_is_replaced_never_used(
     seaweedfs, tmp_path, kind: str, size: int
 ) -> None:
-    """GUARD (passes): with no tracker, _load_checkpoint no longer discards anything; the temp
+    """with no tracker, _load_checkpoint no longer discards anything; the temp
     file's O_CREAT|O_EXCL|O_NOFOLLOW create meets the leftover, _discard removes it and the
     create is retried once. A link's target is never written, a FIFO never opened."""
     hook, url, data = seeded(seaweedfs, size)
@@ -256,7 +244,7 @@ def test_anything_left_at_the_temp_path_with_no_tracker_is_replaced_never_used(
 
 @pytest.mark.parametrize("kind", ["fifo", "symlink", "hard-link"])
 def test_anything_at_the_tracker_rewrite_path_is_replaced_by_a_ranged_download(seaweedfs, tmp_path, kind: str) -> None:
-    """GUARD (passes): Checkpoint._rewrite now unlinks <tracker>.new and creates it with O_EXCL."""
+    """Checkpoint._rewrite now unlinks <tracker>.new and creates it with O_EXCL."""
     hook, url, data = seeded(seaweedfs, 3 * PART)
     victim = victim_file(tmp_path)
     folder = tmp_path / "dest"
@@ -269,7 +257,7 @@ def test_anything_at_the_tracker_rewrite_path_is_replaced_by_a_ranged_download(s
 
 
 def test_a_tracker_that_is_not_json_over_a_planted_temp_link_starts_afresh(seaweedfs, tmp_path) -> None:
-    """GUARD (passes): a tracker is present (on_disk) but unreadable as JSON, and a symbolic link
+    """a tracker is present (on_disk) but unreadable as JSON, and a symbolic link
     sits at the temp path: everything is discarded up front, the victim is untouched."""
     hook, url, data = seeded(seaweedfs, 3 * PART)
     victim = victim_file(tmp_path)
@@ -282,7 +270,7 @@ def test_a_tracker_that_is_not_json_over_a_planted_temp_link_starts_afresh(seawe
 
 
 def test_a_valid_tracker_over_a_temp_path_that_is_a_hard_link_is_not_resumed(seaweedfs, tmp_path) -> None:
-    """GUARD (passes): a tracker that matches the source and claims parts, beside a temp path
+    """a tracker that matches the source and claims parts, beside a temp path
     that is a hard link to a file outside: not resumable, so discarded, never written."""
     hook, url, data = seeded(seaweedfs, 3 * PART)
     pin = hook.head(url)
@@ -302,7 +290,7 @@ def test_a_valid_tracker_over_a_temp_path_that_is_a_hard_link_is_not_resumed(sea
 
 @pytest.mark.parametrize("delta", [5, -5])
 def test_bytes_of_another_size_than_expected_are_never_published(seaweedfs, http_server, tmp_path, delta: int) -> None:
-    """GUARD (passes): the final size check now takes the size from the fstat of
+    """the final size check now takes the size from the fstat of
     _check_still_ours, and below 1 MiB nothing is preallocated. A listing that states another
     size is caught (the store's answer disagrees); a stream of unknown length whose bytes are
     not expected_size reaches that final check. Either way nothing is published or left."""
@@ -325,7 +313,7 @@ def test_bytes_of_another_size_than_expected_are_never_published(seaweedfs, http
 
 
 # =============================================================================================
-# GUARDS: the one-lstat destination check and the skipped makedirs.
+# The one-lstat destination check and the skipped makedirs.
 # =============================================================================================
 @pytest.mark.parametrize(
     "layout, culprit",
@@ -342,7 +330,7 @@ def test_bytes_of_another_size_than_expected_are_never_published(seaweedfs, http
 def test_destinations_that_cannot_become_a_file_are_refused_naming_the_culprit(
     seaweedfs, tmp_path, layout: str, culprit: str
 ) -> None:
-    """GUARD (passes): _check_destination_path now does one lstat and returns whether the folder
+    """_check_destination_path now does one lstat and returns whether the folder
     exists, skipping os.makedirs then. Every bad shape is still refused, naming what is wrong,
     and nothing is created (no lock file, no folder)."""
     hook, url, _ = seeded(seaweedfs, 10)
@@ -385,7 +373,7 @@ def test_destinations_that_cannot_become_a_file_are_refused_naming_the_culprit(
 
 
 def test_a_parent_that_is_a_symlink_to_a_folder_is_used_and_missing_parents_are_made(seaweedfs, tmp_path) -> None:
-    """GUARD (passes): the folder that exists (through a link) skips makedirs; a missing one is made."""
+    """the folder that exists (through a link) skips makedirs; a missing one is made."""
     hook, url, data = seeded(seaweedfs, 1000)
     real = tmp_path / "real"
     real.mkdir()
@@ -398,11 +386,11 @@ def test_a_parent_that_is_a_symlink_to_a_folder_is_used_and_missing_parents_are_
 
 
 # =============================================================================================
-# GUARDS: RetryPolicy.run's bare first attempt, replayed into tenacity.
+# RetryPolicy.run's bare first attempt, replayed into tenacity.
 # =============================================================================================
 @pytest.mark.parametrize("attempts", [1, 2, 3])
 def test_a_download_failing_every_get_makes_exactly_attempts_requests(s3_proxy, tmp_path, attempts: int) -> None:
-    """GUARD (passes): every GET answers 503; the proxy counts the requests (botocore retries
+    """every GET answers 503; the proxy counts the requests (botocore retries
     nothing: one attempt per call). Exactly ``attempts``, the message says so, nothing is left."""
     via_proxy, direct, proxy = s3_proxy
     url, _ = put_object(direct, 1000)
@@ -416,7 +404,7 @@ def test_a_download_failing_every_get_makes_exactly_attempts_requests(s3_proxy, 
 
 
 def test_a_first_attempt_failing_for_good_is_not_retried(s3_proxy, tmp_path) -> None:
-    """GUARD (passes): a 403 on the first GET is not transient: one request, no 'gave up'."""
+    """a 403 on the first GET is not transient: one request, no 'gave up'."""
     via_proxy, direct, proxy = s3_proxy
     url, _ = put_object(direct, 1000)
     listed = direct.head(url)
@@ -430,7 +418,7 @@ def test_a_first_attempt_failing_for_good_is_not_retried(s3_proxy, tmp_path) -> 
 
 
 def test_retry_policy_counts_the_bare_first_attempt_and_honours_stop_and_retry_after() -> None:
-    """GUARD (passes): the replayed first failure counts as attempt 1; its Retry-After sets the
+    """the replayed first failure counts as attempt 1; its Retry-After sets the
     first wait; a stop event set during the first attempt ends the retries at the first wait."""
     calls: list[float] = []
 
@@ -470,7 +458,7 @@ def test_retry_policy_counts_the_bare_first_attempt_and_honours_stop_and_retry_a
 
 
 def test_a_stale_lock_file_of_at_most_16_bytes_is_taken_over_and_removed(seaweedfs, tmp_path) -> None:
-    """GUARD (passes): the fixed-width pid covers a dead holder's shorter pid line."""
+    """the fixed-width pid covers a dead holder's shorter pid line."""
     hook, url, data = seeded(seaweedfs, 1000)
     lock = tmp_path / "out.bin.ferry-lock"
     lock.write_bytes(b"4194303999\n")
