@@ -17,15 +17,15 @@ import time
 import pytest
 
 from ferry_provider.hooks.errors import InvalidArgumentError, TransientError
-from ferry_provider.hooks.s3 import FerryS3Hook
 from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
 from ferry_provider.transfer.download import DownloadOptions, download
 from ferry_provider.transfer.manifest import OK, TransferError
 from ferry_provider.transfer.pool import Stopped
 from ferry_provider.transfer.retry import RetryPolicy
 from ferry_provider.transfer.writer_lock import DestinationBusyError, WriterLock
-from tests.conftest import S3_CONN, make_s3_bucket, put_object
+from tests.conftest import put_object
 from tests.stores import MiB, crc32c_hex, unique_prefix
+from tests.test_download import seeded_s3 as seeded
 
 BUCKET = "ferry-review-a"
 PART = 1 * MiB
@@ -38,15 +38,6 @@ def opts(**kw) -> DownloadOptions:
     kw.setdefault("parallelism", 2)
     kw.setdefault("retry", FAST_RETRY)
     return DownloadOptions(**kw)
-
-
-def seeded(seaweedfs, size: int) -> tuple[FerryS3Hook, str, bytes]:
-    make_s3_bucket(seaweedfs, BUCKET)
-    hook = FerryS3Hook(S3_CONN)
-    data = os.urandom(size)
-    url = f"s3://{BUCKET}/{unique_prefix()}obj"
-    hook.put(url, data, crc32c=crc32c_hex(data))
-    return hook, url, data
 
 
 def leftovers(*folders) -> list[str]:
