@@ -67,10 +67,10 @@ STREAMED_MD5_MAX_PART = 128 << 20
 # Ranges smaller than this are raised to it: each range is a request (a round trip, a signature,
 # a tracker line), so below 1 MiB the per-request cost outweighs the bytes it moves.
 MIN_DOWNLOAD_PART = 1 * MiB
-# Names of Ferry's own files beside a destination: never a destination themselves.
 # Space is reserved up front for files above this (a full disk then fails early, with the space
 # needed in the message); a smaller file is written in one or two calls anyway.
 PREALLOCATE_ABOVE = 1 * MiB
+# Names of Ferry's own files beside a destination: never a destination themselves.
 RESERVED_SUFFIXES = (TEMP_SUFFIX, ".ferry-tracker", ".ferry-tracker.new", ".ferry-lock")
 
 
