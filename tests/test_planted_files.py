@@ -18,26 +18,18 @@ import pytest
 
 from ferry_provider.hooks.errors import InvalidArgumentError, TransientError
 from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
-from ferry_provider.transfer.download import DownloadOptions, download
+from ferry_provider.transfer.download import download
 from ferry_provider.transfer.manifest import OK, TransferError
 from ferry_provider.transfer.pool import Stopped
 from ferry_provider.transfer.retry import RetryPolicy
 from ferry_provider.transfer.writer_lock import DestinationBusyError, WriterLock
 from tests.conftest import put_object
-from tests.stores import MiB, crc32c_hex, unique_prefix
+from tests.stores import crc32c_hex, unique_prefix
+from tests.test_download import FAST_RETRY, PART, opts
 from tests.test_download import seeded_s3 as seeded
 
 BUCKET = "ferry-review-a"
-PART = 1 * MiB
-FAST_RETRY = RetryPolicy(attempts=3, initial_wait=0.02, max_wait=0.1)
 PRECIOUS = b"precious, not Ferry's: a file outside the destination folder\n"
-
-
-def opts(**kw) -> DownloadOptions:
-    kw.setdefault("part_size", PART)
-    kw.setdefault("parallelism", 2)
-    kw.setdefault("retry", FAST_RETRY)
-    return DownloadOptions(**kw)
 
 
 def leftovers(*folders) -> list[str]:

@@ -42,6 +42,7 @@ from ferry_provider.transfer.interrupt import Interrupted, deferred_signals
 from ferry_provider.transfer.link_controller import link_controller_for, throttle_watch
 from ferry_provider.transfer.manifest import OK, SKIP, ManifestRow, now, run_for_row
 from ferry_provider.transfer.options import TransferOptions
+from ferry_provider.transfer.own_file import own_single_file
 from ferry_provider.transfer.plan import MiB, Part, RangePlan, choose_part_size
 from ferry_provider.transfer.pool import Stopped, run_parts
 from ferry_provider.transfer.progress import Progress
@@ -683,13 +684,11 @@ class _Download:
 
 
 def _resumable(tmp: str) -> bool:
-    """Whether the temp file may be written on: a regular file of ours with no other name (a
-    link planted there would take the bytes elsewhere, or give the published file its owner)."""
+    """Whether the temp file may be written on (see own_file)."""
     try:
-        st = os.lstat(tmp)
+        return own_single_file(os.lstat(tmp))
     except FileNotFoundError:
         return False
-    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.geteuid()
 
 
 # Each thread's read buffer, kept from one object to the next (a bulk worker moves thousands).

@@ -21,9 +21,9 @@ import contextlib
 import errno
 import fcntl
 import os
-import stat
 
 from ferry_provider.hooks.errors import FerryError
+from ferry_provider.transfer.own_file import own_single_file
 
 LOCK_SUFFIX = ".ferry-lock"
 PID_WIDTH = 16  # bytes of pid (space-padded) and newline written in the lock file
@@ -87,7 +87,7 @@ class WriterLock:
             seen = os.lstat(self.path)  # a symbolic link
         else:
             seen = os.fstat(fd)
-            if _lock_file(seen):
+            if own_single_file(seen):
                 return fd, seen
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
@@ -112,10 +112,6 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def _lock_file(st: os.stat_result) -> bool:
-    return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.geteuid()
 
 
 def _read_pid(fd: int) -> int | None:
