@@ -48,6 +48,9 @@ def annotate(rows: list[Result], contenders: list[Contender], rate_mib: int) -> 
         level = int(statistics.median(levels))
         share = rows[0].rate / (level * rate_mib)
         rows[0].note = f"chose {level} connections (runs: {levels}); {share:.0%} of {level} x {rate_mib} MiB/s"
+        fixed = next((r for r in rows if r.tool == f"ferry cp -j {level}" and r.rate), None)
+        if fixed is not None:  # what that many connections carried on this machine, from the start
+            rows[0].note += f", {rows[0].rate / fixed.rate:.0%} of ferry -j {level}"
     elif rows[0].rate:
         rows[0].note = "no level logged: the transfer ended within the controller's first window"
 

@@ -1,61 +1,127 @@
-"""The connection controller's decisions on scripted rate curves (no clock, no timing asserts)."""
+"""The connection controller's decisions on scripted rate curves (fake clocks, no timing asserts)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+import pytest
 
 from ferry_provider.transfer.link_controller import LinkController
 
 MiB = 1 << 20
 
 
-def drive(controller: LinkController, rate_of: Callable[[int], float], busy_of: Callable[[int], float], windows: int):
-    """Feed ``windows`` one-second windows whose rate (bytes/s) and CPU share follow the curves,
-    for whatever limit the controller has set."""
-    now = cpu = 0.0
-    controller.observe(0, now, cpu)
-    for _ in range(windows):
-        limit = controller.limit
-        now += 1.0
-        cpu += busy_of(limit) * controller.cores
-        controller.observe(int(rate_of(limit)), now, cpu)
-    return controller
+class Clocks:
+    """A wall clock and a CPU clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.cpu = 0.0
+
+    def controller(self, **kwargs: object) -> LinkController:
+        return LinkController(clock=lambda: self.now, cpu_clock=lambda: self.cpu, **kwargs)  # type: ignore[arg-type]
+
+
+def drive(
+    clocks: Clocks,
+    c: LinkController,
+    rate_of: Callable[[int], float],
+    busy_of: Callable[[int], float],
+    seconds: float,
+    tick: float = 0.05,
+) -> LinkController:
+    """Each of the ``limit`` connections reports its share of ``rate_of(limit)`` bytes/s once per
+    ``tick``, at its own moment in it (from its own thread id), while the process uses
+    ``busy_of(limit)`` of the cores."""
+    for _ in range(round(seconds / tick)):
+        limit = c.limit
+        for conn in range(limit):
+            clocks.now += tick / limit
+            clocks.cpu += busy_of(limit) * c.cores * tick / limit
+            c.observe(int(rate_of(limit) / limit * tick), who=conn)
+    return c
 
 
 def test_a_capped_link_gets_connections_until_the_link_is_full_and_no_more() -> None:
     """35 MiB/s per connection, 300 MiB/s for the link (the nginx-shaped cloud link)."""
-    c = drive(LinkController(start=4, maximum=64, window_bytes=1), lambda n: min(35 * n, 300) * MiB, lambda n: 0.2, 20)
+    clocks = Clocks()
+    c = drive(clocks, clocks.controller(start=4, maximum=64), lambda n: min(35 * n, 300) * MiB, lambda n: 0.2, 5)
     assert c.settled
     assert [limit for limit, _ in c.history[:3]] == [4, 8, 16]  # doubles while it pays
+    assert c.history[0][1] == pytest.approx(4 * 35 * MiB, rel=0.01)  # the link's rate, not inflated
     assert c.limit == 8  # the fewest connections near 300 MiB/s: 16 added less than 10 %
     assert min(35 * c.limit, 300) >= 0.9 * 300
 
 
 def test_a_fast_local_link_keeps_few_connections() -> None:
-    """Loopback: one connection already gets what the server gives; more only cost CPU."""
-    c = drive(LinkController(start=4, maximum=64, window_bytes=1), lambda n: 900 * MiB, lambda n: 0.3, 10)
+    """Loopback: the first connections already get what the server gives; more only cost CPU."""
+    clocks = Clocks()
+    c = drive(clocks, clocks.controller(start=4, maximum=64), lambda n: 900 * MiB, lambda n: 0.3, 2)
     assert c.settled and c.limit == 4
 
 
 def test_a_cpu_bound_process_stops_growing() -> None:
-    c = drive(LinkController(start=4, maximum=64, window_bytes=1, cores=2), lambda n: 40 * n * MiB, lambda n: 0.9, 5)
+    clocks = Clocks()
+    c = drive(clocks, clocks.controller(start=4, maximum=64, cores=2), lambda n: 40 * n * MiB, lambda n: 0.9, 2)
     assert c.settled and c.limit == 4
 
 
 def test_the_maximum_and_throttling_bound_it() -> None:
-    c = drive(LinkController(start=4, maximum=12, window_bytes=1), lambda n: 50 * n * MiB, lambda n: 0.1, 10)
+    clocks = Clocks()
+    c = drive(clocks, clocks.controller(start=4, maximum=12), lambda n: 50 * n * MiB, lambda n: 0.1, 2)
     assert c.limit == 12 and c.settled
+    heard: list[int] = []
+    c.on_change(lambda: heard.append(c.limit))
     c.throttled(100.0)
     c.throttled(100.1)  # parts throttled together are one signal
-    assert c.limit == 6
-    drive(c, lambda n: 50 * n * MiB, lambda n: 0.1, 5)
+    assert c.limit == 6 and heard == [6]  # the pool is told at once
+    drive(clocks, c, lambda n: 50 * n * MiB, lambda n: 0.1, 2)
     assert c.limit == 6  # no growth after the store asked to slow down
 
 
-def test_small_windows_wait_for_enough_bytes() -> None:
-    c = LinkController(start=4, maximum=32, window_bytes=64 * MiB, window_seconds=0.5)
-    c.observe(0, 0.0, 0.0)
-    c.observe(10 * MiB, 1.0, 0.1)  # long enough, not large enough
-    assert c.history == [] and c.limit == 4
-    c.observe(60 * MiB, 1.2, 0.1)
-    assert len(c.history) == 1 and c.limit == 8
+def test_a_window_waits_for_enough_bytes_and_time() -> None:
+    clocks = Clocks()
+    c = clocks.controller(start=1, maximum=32, window_bytes=64 * MiB, window_seconds=0.5)
+    c.observe(MiB, who=1)  # opens the window; not counted in it
+    clocks.now = 1.0
+    c.observe(10 * MiB, who=1)  # long enough, not large enough
+    assert c.history == [] and c.limit == 1
+    clocks.now = 1.2
+    c.observe(60 * MiB, who=1)
+    assert c.history == [(1, 70 * MiB / 1.2)] and c.limit == 2
+
+
+def test_new_connections_are_not_measured_before_they_deliver() -> None:
+    """After growing from 4 to 8, the 4 new connections take a while to send their first bytes
+    (connecting, the first byte's round trip). The old 4 go on meanwhile; their bytes alone must
+    not be read as "8 connections give no more than 4"."""
+    clocks = Clocks()
+    c = clocks.controller(start=4, maximum=8)
+    while c.limit == 4:
+        drive(clocks, c, lambda n: 30 * n * MiB, lambda n: 0.1, 0.05)
+    assert c.limit == 8 and not c.settled and len(c.history) == 1
+    for _ in range(40):  # half a second in which only the first 4 deliver, at their old rate
+        clocks.now += 0.0125
+        c.observe(int(30 * MiB * 0.05), who=_ % 4)
+    assert not c.settled and len(c.history) == 1  # no window opened without the new ones
+    drive(clocks, c, lambda n: 30 * n * MiB, lambda n: 0.1, 0.5)
+    assert c.history[1][0] == 8 and c.history[1][1] > 1.9 * c.history[0][1]
+    assert c.settled and c.limit == 8
+
+
+def test_bytes_reported_a_part_at_a_time_give_the_true_rate() -> None:
+    """Uploads report a part as it ends, and parts started together end together: 8 parts of
+    8 MiB every 0.25 s is 256 MiB/s, however the windows fall on those bursts."""
+    clocks = Clocks()
+    c = clocks.controller(start=8, maximum=8, window_bytes=MiB, window_seconds=0.2)
+    for _ in range(6):
+        clocks.now += 0.25
+        for conn in range(8):
+            c.observe(8 * MiB, who=conn)
+    assert c.history and all(rate == 256 * MiB for _, rate in c.history)
+
+
+def test_a_transfer_shorter_than_a_window_decides_nothing() -> None:
+    clocks = Clocks()
+    c = drive(clocks, clocks.controller(start=4, maximum=32), lambda n: 100 * n * MiB, lambda n: 0.1, 0.15)
+    assert c.history == [] and c.limit == 4 and not c.settled

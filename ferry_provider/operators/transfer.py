@@ -44,7 +44,7 @@ class FerryTransferOperator(BaseOperator):
         ``google_cloud_default``; none for HTTP), whose absence means credentials from the
         environment. A named connection that does not exist fails the task.
     :param parallelism: Connections (parts in flight) per transfer, a whole number >= 1. Default
-        ``None``: the transfer starts with 8 and doubles them while the throughput grows, up to
+        ``None``: the transfer starts with 16 and doubles them while the throughput grows, up to
         32, backing off when the store throttles. A number is used as it is.
     :param part_size: Bytes per part, a positive whole number. Default ``None``: chosen from the
         object's size and the parallelism (8 to 64 MiB; 8 MiB for copies through the worker).

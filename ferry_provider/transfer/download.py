@@ -19,7 +19,6 @@ import logging
 import os
 import stat
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -518,8 +517,6 @@ class _Download:
         self.opts.retry.run(
             attempt, what=f"{self.row.source}: part {part.index} (bytes {part.start}-{part.end - 1})", stop=self._stop
         )
-        if self._link is not None:
-            self._link.observe(part.size, time.monotonic(), time.process_time())
         start_writeback(fd, part.start, part.size)
         digests: dict[str, Any] = dict(zip(self._names(), state.crcs, strict=True))
         if state.hashes_md5:
@@ -559,6 +556,8 @@ class _Download:
             )
         state.feed(self._crcs, view[:n])
         progress.add(n)
+        if self._link is not None:  # the link's rate, as bytes arrive
+            self._link.observe(n)
         return n
 
     def _fetch_stream(self, fd: int, pin: ObjectInfo, progress: Progress) -> dict[str, int]:

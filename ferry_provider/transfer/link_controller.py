@@ -3,13 +3,19 @@
 On loopback one stream is the fastest; on a cloud link each connection is capped (S3 serves
 roughly 50-100 MB/s per connection) and every request pays a round trip, so the number of
 connections decides the speed. The controller starts with a few, measures the aggregate rate over
-windows of finished bytes, and adds connections while the rate keeps growing and the process is
-not CPU-bound; it stops adding when another step no longer pays, halves on throttling (HTTP 503
-SlowDown, 429), and never goes past its maximum (an option, and the memory budget divided by the
-per-connection buffer). It only decides; the part pool asks it how many parts may run.
+short windows of bytes as they arrive, and adds connections while the rate keeps growing and the
+process is not CPU-bound; it stops adding when another step no longer pays, halves on throttling
+(HTTP 503 SlowDown, 429), and never goes past its maximum (an option, and the memory budget divided
+by the per-connection buffer). It only decides; the part pool asks it how many parts may run.
 
-Decisions depend only on the observations given (bytes, seconds, CPU seconds), so a scripted rate
-curve tests them without a clock.
+A window opens only once every connection of the current level has delivered bytes (counted by
+the threads that report them), so the time new connections spend connecting and waiting for their
+first byte is not read as a slower link; it closes only once each has reported again, so bytes
+reported a part at a time (uploads: parts started together end together) are measured over whole
+bursts. The tail of a transfer, with fewer parts left than connections, is never measured.
+
+Decisions depend only on the observations and the two clocks given, so a scripted rate curve
+tests them without waiting.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +33,10 @@ from ferry_provider.hooks.errors import TransientError
 
 log = logging.getLogger("ferry_provider.transfer")
 
-START = 8  # as many as the busiest peers open by default (boto3 10, s5cmd 5, rclone 4)
+# 16 connections take a cloud link (50-100 MB/s each) past a gigabit per second from the start;
+# on loopback they cost no more than 8 (1 GiB from SeaweedFS: 1.55 s either way). Starting at 8,
+# a transfer of a few seconds spent a third of its time finding its level.
+START = 16
 GAIN_TO_GROW = 1.10  # another step must raise the rate by 10 % to be worth its connections
 CPU_BOUND = 0.85  # share of the cores in use above which more connections only add contention
 
@@ -36,43 +45,64 @@ CPU_BOUND = 0.85  # share of the cores in use above which more connections only 
 class LinkController:
     start: int = START
     maximum: int = 32
-    window_bytes: int = 64 << 20  # decide after this many bytes...
-    window_seconds: float = 0.5  # ...and at least this long
+    window_bytes: int = 8 << 20  # decide after this many bytes...
+    window_seconds: float = 0.2  # ...and at least this long, once the level's connections all run
     cores: int = 1
+    clock: Callable[[], float] = time.monotonic
+    cpu_clock: Callable[[], float] = time.process_time  # read only when a window opens or closes
     limit: int = field(init=False)
     settled: bool = field(default=False, init=False)  # growth stopped: the link is used
     history: list[tuple[int, float]] = field(default_factory=list, init=False)  # (limit, rate) per window
     _best: float = field(default=0.0, init=False)
     _best_limit: int = field(default=1, init=False)
     _throttled_at: float | None = field(default=None, init=False)
+    _reporters: set[int] = field(default_factory=set, init=False)  # threads heard from, this level or window
     _bytes: int = field(default=0, init=False)
-    _since: float | None = field(default=None, init=False)
+    _since: float | None = field(default=None, init=False)  # the open window's start
     _cpu_since: float = field(default=0.0, init=False)
+    _listeners: list[Callable[[], None]] = field(default_factory=list, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.maximum = max(1, self.maximum)
         self.limit = max(1, min(self.start, self.maximum))
 
-    def observe(self, nbytes: int, now: float, cpu: float) -> None:
-        """``nbytes`` more were moved; ``now`` is a monotonic time, ``cpu`` the process's CPU
-        seconds so far. A window closes once it is both long and large enough."""
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from the reporting thread) whenever the limit changes."""
+        self._listeners.append(listener)
+
+    def observe(self, nbytes: int, who: int | None = None) -> None:
+        """``nbytes`` more arrived (or were sent) on the connection of thread ``who`` (the
+        calling thread by default). A window closes once it is both long and large enough."""
+        if self.settled:
+            return
+        who = threading.get_ident() if who is None else who
         with self._lock:
-            if self._since is None:
-                self._since, self._cpu_since = now, cpu
-            self._bytes += nbytes
-            elapsed = now - self._since
-            if self._bytes < self.window_bytes or elapsed < self.window_seconds:
+            if self.settled:
                 return
+            self._reporters.add(who)
+            if self._since is None:
+                if len(self._reporters) >= self.limit:  # the level's connections all deliver: open
+                    self._since, self._cpu_since, self._bytes = self.clock(), self.cpu_clock(), 0
+                    self._reporters = set()
+                return
+            self._bytes += nbytes
+            now = self.clock()
+            elapsed = now - self._since
+            if self._bytes < self.window_bytes or elapsed < self.window_seconds or len(self._reporters) < self.limit:
+                return
+            cpu = self.cpu_clock()
             rate = self._bytes / elapsed
             busy = (cpu - self._cpu_since) / elapsed / max(1, self.cores)
-            self._bytes, self._since, self._cpu_since = 0, now, cpu
+            before = self.limit
             self._decide(rate, busy)
+            self._since, self._cpu_since, self._bytes = (now if self.limit == before else None), cpu, 0
+            self._reporters = set()
+        if self.limit != before:
+            self._changed()
 
     def _decide(self, rate: float, busy: float) -> None:
         self.history.append((self.limit, rate))
-        if self.settled:
-            return
         if self._best and rate < self._best * GAIN_TO_GROW:
             # The last step did not pay: back to the fewest connections that reached the best rate.
             self.limit = self._best_limit
@@ -94,6 +124,10 @@ class LinkController:
         self.settled = True
         log.info("connections: %s", why)
 
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
+
     def throttled(self, now: float) -> None:
         """The store asked to slow down: halve, and grow no more. Parts throttled together
         are one signal: a second halving waits a window."""
@@ -103,6 +137,7 @@ class LinkController:
             self._throttled_at = now
             self.limit = max(1, self.limit // 2)
             self._settle(f"throttled by the store, down to {self.limit}")
+        self._changed()
 
 
 def link_controller_for(opts: Any, per_connection: int = 0, budget: int = 0) -> LinkController | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -206,7 +205,7 @@ class PartedWrite:
             checkpoint.record(part.index, size=part.size, etag=info.etag, **crcs)
             self.progress.add(part.size, moved=self.source.bytes_through_worker)
             if self.link is not None:
-                self.link.observe(part.size, time.monotonic(), time.process_time())
+                self.link.observe(part.size)
 
         run_parts(send, pending, self.parallelism, self.stop, "ferry-put", gate=self.link)
 

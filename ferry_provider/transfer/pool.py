@@ -15,6 +15,8 @@ class Gate(Protocol):
 
     limit: int
 
+    def on_change(self, listener: Callable[[], None]) -> None: ...
+
 
 class Stopped(Exception):
     """Raised by a job that saw the stop signal: another job failed first, or the run was interrupted."""
@@ -63,13 +65,19 @@ def _gated(job: Callable[[T], None], gate: Gate, stop: threading.Event) -> Calla
     changed = threading.Condition()
     running = 0
 
+    def wake() -> None:  # a raised limit starts parts at once, not at the next poll
+        with changed:
+            changed.notify_all()
+
+    gate.on_change(wake)
+
     def gated(item: T) -> None:
         nonlocal running
         with changed:
             while running >= gate.limit:
                 if stop.is_set():
                     raise Stopped()
-                changed.wait(0.1)  # the limit may rise without anyone finishing
+                changed.wait(0.1)  # to see the stop signal; a raised limit wakes it at once
             running += 1
         try:
             job(item)
