@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
 from ferry_provider.transfer.link_controller import LinkController
+from ferry_provider.transfer.pool import run_parts
 
 MiB = 1 << 20
 
@@ -125,3 +128,27 @@ def test_a_transfer_shorter_than_a_window_decides_nothing() -> None:
     clocks = Clocks()
     c = drive(clocks, clocks.controller(start=4, maximum=32), lambda n: 100 * n * MiB, lambda n: 0.1, 0.15)
     assert c.history == [] and c.limit == 4 and not c.settled
+
+
+def test_the_pool_has_no_more_threads_than_the_gate_allows() -> None:
+    """Each thread keeps its part buffer between parts (a pipeline copy: 8 MiB a part), so a
+    pool of 32 threads under a limit of 4 would hold 32 buffers, not 4."""
+    clocks = Clocks()
+    gate = clocks.controller(start=2, maximum=4)
+    threads: set[str] = set()
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def job(_: int) -> None:
+        nonlocal running, most
+        with lock:
+            threads.add(threading.current_thread().name)
+            running += 1
+            most = max(most, running)
+        time.sleep(0.01)  # long enough for the pool to start every thread it has
+        with lock:
+            running -= 1
+
+    run_parts(job, list(range(40)), 32, threading.Event(), "t", gate=gate)
+    assert 1 <= len(threads) <= 4 and most <= 2  # the limit held; only the maximum's threads exist

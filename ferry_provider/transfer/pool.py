@@ -14,6 +14,7 @@ class Gate(Protocol):
     """How many parts may run at once right now (a LinkController): read before each part."""
 
     limit: int
+    maximum: int  # the most it will ever allow
 
     def on_change(self, listener: Callable[[], None]) -> None: ...
 
@@ -40,6 +41,9 @@ def run_parts(
     if not items:
         return
     if gate is not None:
+        # No more threads than the gate may ever let run: a thread keeps its part buffer between
+        # parts, so idle extra threads would each hold one (memory is threads x part size).
+        workers = min(workers, gate.maximum)
         job = _gated(job, gate, stop)
     pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name)
     try:
