@@ -217,6 +217,30 @@ def test_flipped_byte_in_a_composite_object_fails_with_no_file(s3_proxy, tmp_pat
     assert_clean(tmp_path)
 
 
+@pytest.mark.parametrize("algorithm", ["CRC32C", None], ids=["composite-crc32c", "multipart-etag"])
+def test_an_object_uploaded_in_one_part_is_verified_by_its_per_part_value(seaweedfs, tmp_path, algorithm) -> None:
+    """A one-part upload's per-part value ("...-1") covers the whole object: no layout to ask."""
+    make_s3_bucket(seaweedfs, BUCKET)
+    hook = FerryS3Hook(S3_CONN)
+    url, data, _ = put_multipart(hook.client, BUCKET, [700 * 1024 + 3], algorithm)
+    row = download(hook, url, str(tmp_path / "one.bin"), opts(part_size=MiB))
+    assert (tmp_path / "one.bin").read_bytes() == data and row.result == OK
+    kind = "composite crc32c of 1 part" if algorithm else "md5 of 1 part (multipart ETag)"
+    assert row.description == f"verified size and {kind}"
+    assert_clean(tmp_path)
+
+
+def test_flipped_byte_in_a_one_part_upload_fails_with_no_file(s3_proxy, tmp_path) -> None:
+    via_proxy, direct, proxy = s3_proxy
+    url, _data, stored = put_multipart(direct.client, PROXY_BUCKET, [700 * 1024 + 3])
+    proxy.faults.flip_offset = 4242
+    with pytest.raises(TransferError) as err:
+        download(via_proxy, url, str(tmp_path / "one.bin"), opts(part_size=MiB))
+    assert f"composite crc32c of 1 part mismatch: expected {b64_to_hex(stored)}, got " in str(err.value)
+    assert not (tmp_path / "one.bin").exists()
+    assert_clean(tmp_path)
+
+
 # -- the other digests S3 keeps: CRC32, CRC64NVME, multipart ETags ---------------------------
 def sdk_client(endpoint: S3Endpoint) -> Any:
     """A boto3 client with the SDK's defaults (it sends CRC32 checksums), unlike Ferry's own."""

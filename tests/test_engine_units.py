@@ -322,6 +322,15 @@ def test_per_part_digests_need_a_layout_with_their_part_count() -> None:
     assert len(asked) == 3
 
 
+def test_a_one_part_upload_is_its_own_layout() -> None:
+    """ "...-1": the one part is the whole object, so its size is the layout, asked of no one."""
+    one = choose_checks(pinned(crc32c="aa-1"), "if_fast_else_fail", {}, never_asked)
+    assert one.checks == (Check("crc32c", "aa-1", (12 * MiB,)),) and one.layout == (12 * MiB,)
+    assert one.checks[0].describe() == "composite crc32c of 1 part"
+    etag = choose_checks(pinned(multipart_md5="dd-1"), "if_fast_else_fail", {}, never_asked)
+    assert etag.checks[0].describe() == "md5 of 1 part (multipart ETag)"
+
+
 def test_caller_digests_win_and_never_checks_nothing() -> None:
     pin = pinned(crc32c="aa", md5="dd")
     selection = choose_checks(pin, "if_fast_else_fail", {"sha256": "EE", "crc32": "ff"}, never_asked)

@@ -44,9 +44,10 @@ class Check:
         if not self.per_part:
             return self.algorithm
         count = len(self.part_sizes)
+        parts = f"{count} part" if count == 1 else f"{count} parts"
         if self.streamed:
-            return f"composite {self.algorithm} of {count} parts"
-        return f"{self.algorithm} of {count} parts (multipart ETag)"
+            return f"composite {self.algorithm} of {parts}"
+        return f"{self.algorithm} of {parts} (multipart ETag)"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,10 @@ def choose_checks(
         if pin.crc64nvme and "crc64nvme" not in checksums.CRCS:
             return Selection((), "verified size only: the store keeps only crc64nvme, which needs awscrt")
         return Selection((), "verified size only: the source states no digest")
-    sizes = tuple(part_sizes() or ())
+    if pin.size and all(value.endswith("-1") for _, value in per_part):
+        sizes: tuple[int, ...] = (pin.size,)  # uploaded in one part: that part is the whole object
+    else:
+        sizes = tuple(part_sizes() or ())
     for name, value in per_part:
         if sizes and str(len(sizes)) == value.rsplit("-", 1)[1] and (name == "md5" or name in checksums.CRCS):
             return _fast_enough([Check(name, value, sizes)], mode, pin.url)
