@@ -32,7 +32,7 @@ def workloads(rounds: int, quick: bool) -> dict[str, list[str]]:
     if quick:
         return {
             "W1": ["bench.loopback", "--size-mib", "128", *r],
-            "W2": ["bench.link", "--size-mib", "128", *r],
+            "W2": ["bench.link", "--size-mib", "128", "--objects", "200", *r],
             "W3": ["bench.bulk", "--objects", "300", "--plan-keys", "20000", "--no-boto3-loop", *r],
             "W4": ["bench.copy", "--size-mib", "640", "--workloads", "server-side", "--parallelism", "4",
                    "--part-mib", "--no-net", "--cli-only", *r],

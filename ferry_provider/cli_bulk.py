@@ -17,7 +17,9 @@ def add_bulk_arguments(parser: argparse.ArgumentParser, *, sync: bool, parse_siz
     group = parser.add_argument_group("prefixes (cp -r, sync)")
     if not sync:
         group.add_argument("-r", "--recursive", action="store_true", help="every object under SOURCE (a prefix)")
-    group.add_argument("--concurrency", type=_positive, default=None, help="objects in flight (default 16)")
+    group.add_argument(
+        "--concurrency", type=_positive, default=None, help="objects in flight (default: chosen by the link, 16 to 64)"
+    )
     group.add_argument("--max-connections", type=_positive, default=None, help="for all objects together")
     group.add_argument("--include", default=None, metavar="GLOB", help="relative keys matching (* in a segment, **)")
     group.add_argument("--regex", default=None, help="relative keys matching this regular expression")
@@ -55,7 +57,7 @@ def run_bulk(args: argparse.Namespace, common: dict[str, Any], open_store: Any) 
 
     options = BulkOptions(
         **common,
-        concurrency=args.concurrency or 16,
+        concurrency=args.concurrency,
         max_connections=args.max_connections,
         only=ListFilter(args.include, args.regex, args.min_size, args.max_size, args.modified_since),
         manifest=args.manifest,

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from ferry_provider.hooks.errors import InvalidArgumentError
+from ferry_provider.transfer.bulk import BulkOptions
 from ferry_provider.transfer.link_controller import LinkController
 from ferry_provider.transfer.pool import run_parts
 
@@ -152,3 +154,15 @@ def test_the_pool_has_no_more_threads_than_the_gate_allows() -> None:
 
     run_parts(job, list(range(40)), 32, threading.Event(), "t", gate=gate)
     assert 1 <= len(threads) <= 4 and most <= 2  # the limit held; only the maximum's threads exist
+
+
+def test_bulk_objects_in_flight_are_chosen_by_the_link_unless_given() -> None:
+    """Unset, up to 64 objects may be in flight (the link chooses how many of them move), with a
+    connection for each; given, exactly that many, with twice as many connections."""
+    chosen = BulkOptions()
+    assert chosen.concurrency is None and chosen.most_in_flight == 64 and chosen.connections == 64
+    assert BulkOptions(max_connections=8).most_in_flight == 8  # never more objects than connections
+    fixed = BulkOptions(concurrency=4, parallelism=8)
+    assert fixed.most_in_flight == 4 and fixed.connections == 8
+    with pytest.raises(InvalidArgumentError, match="concurrency must be a whole number >= 1, got 0"):
+        BulkOptions(concurrency=0)

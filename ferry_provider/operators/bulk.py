@@ -130,10 +130,13 @@ class FerryBulkTransferOperator(FerryTransferOperator):
     :param modified_since: Only objects last modified at or after this moment (templated): a
         timezone-aware datetime, or ISO 8601 text with a zone (``Z`` accepted). Objects whose
         listing gives no modification time are left out. Default: no limit.
-    :param concurrency: Objects transferred at once, a whole number >= 1 (default 16).
+    :param concurrency: Objects transferred at once, a whole number >= 1. Default ``None``: chosen
+        by the link, starting with 16 and doubling up to 64 while the rate grows (a link with a
+        long round trip needs more objects in flight; loopback does not).
     :param max_connections: Connections all objects in flight share, a whole number >= 1; an object
         of up to 8 MiB takes one, a larger one up to ``parallelism``, all of them before it starts.
-        Default ``None``: twice ``concurrency`` or the resolved ``parallelism``, whichever is more.
+        Default ``None``: twice ``concurrency`` or the resolved ``parallelism``, whichever is more;
+        64 when the link chooses the concurrency.
     :param manifest: Local path or object URL receiving one row per object as it finishes
         (templated): CSV with gsutil's header, or JSON lines when the name ends in ``.jsonl`` or
         ``.json``. A rerun given the same manifest skips the objects it lists as ``OK`` or ``skip``
@@ -173,7 +176,7 @@ class FerryBulkTransferOperator(FerryTransferOperator):
         min_size: int | str | None = None,
         max_size: int | str | None = None,
         modified_since: datetime | str | None = None,
-        concurrency: int = 16,
+        concurrency: int | None = None,
         max_connections: int | None = None,
         manifest: str | None = None,
         size_only: bool = False,

@@ -48,6 +48,7 @@ class LinkController:
     window_bytes: int = 8 << 20  # decide after this many bytes...
     window_seconds: float = 0.2  # ...and at least this long, once the level's connections all run
     cores: int = 1
+    what: str = "connections"  # what the limit counts, for the log
     clock: Callable[[], float] = time.monotonic
     cpu_clock: Callable[[], float] = time.process_time  # read only when a window opens or closes
     limit: int = field(init=False)
@@ -118,11 +119,11 @@ class LinkController:
             # Double, as TCP's slow start does: a capped link's rate grows with the connections,
             # and a transfer of a few seconds has only a few windows to find its level in.
             self.limit = min(self.maximum, self.limit * 2)
-            log.info("connections: growing to %d (%.1f MiB/s with %d)", self.limit, rate / 2**20, self.history[-1][0])
+            log.info("%s: growing to %d (%.1f MiB/s with %d)", self.what, self.limit, rate / 2**20, self.history[-1][0])
 
     def _settle(self, why: str) -> None:
         self.settled = True
-        log.info("connections: %s", why)
+        log.info("%s: %s", self.what, why)
 
     def _changed(self) -> None:
         for listener in self._listeners:
