@@ -10,9 +10,10 @@ by the per-connection buffer). It only decides; the part pool asks it how many p
 
 A window opens only once every connection of the current level has delivered bytes (counted by
 the threads that report them), so the time new connections spend connecting and waiting for their
-first byte is not read as a slower link; it closes only once each has reported again, so bytes
-reported a part at a time (uploads: parts started together end together) are measured over whole
-bursts. The tail of a transfer, with fewer parts left than connections, is never measured.
+first byte is not read as a slower link. It closes only at the end of a round (each connection
+has reported again), so bytes reported a part at a time (uploads: parts started together end
+together) are measured over whole bursts. The tail of a transfer, with fewer parts left than
+connections, is never measured.
 
 Decisions depend only on the observations and the two clocks given, so a scripted rate curve
 tests them without waiting.
@@ -88,9 +89,14 @@ class LinkController:
                     self._reporters = set()
                 return
             self._bytes += nbytes
+            if len(self._reporters) < self.limit:
+                return
+            # A round: every connection has reported since the last one. Windows end only here, so
+            # they span whole rounds (parts reported as they end come in bursts).
+            self._reporters = set()
             now = self.clock()
             elapsed = now - self._since
-            if self._bytes < self.window_bytes or elapsed < self.window_seconds or len(self._reporters) < self.limit:
+            if self._bytes < self.window_bytes or elapsed < self.window_seconds:
                 return
             cpu = self.cpu_clock()
             rate = self._bytes / elapsed
@@ -98,7 +104,6 @@ class LinkController:
             before = self.limit
             self._decide(rate, busy)
             self._since, self._cpu_since, self._bytes = (now if self.limit == before else None), cpu, 0
-            self._reporters = set()
         if self.limit != before:
             self._changed()
 
