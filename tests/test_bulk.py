@@ -1062,3 +1062,25 @@ def test_a_bulk_download_never_writes_through_links_left_at_its_temp_names(s3, t
     assert links == [], f"published as symbolic links out of the folder: {links}"
     assert local_files(str(dest)) == objects
     assert os.listdir(state_dir) == []
+
+
+def test_copies_through_the_worker_keep_to_sixteen_objects_and_eight_connections(s3, gcs, tmp_path, state_dir) -> None:
+    """Left to the link, up to 64 objects may be in flight and a large object may take 32
+    connections. A copy between stores holds each object's bytes (up to a part of 8 MiB) in this
+    process, so there the link keeps to 16 objects and a large object to 8 connections (128 and
+    64 MiB); what the caller sets explicitly is used as it is."""
+    from ferry_provider.transfer.bulk import _Bulk
+    from ferry_provider.transfer.options import adaptive_options
+
+    def planned(src, dst, source: str, destination: str, **kw) -> tuple[int, int, int]:
+        opts = BulkOptions(state_dir=state_dir, **{**adaptive_options(None), **kw})
+        bulk = _Bulk(src, dst, source, destination, opts, None, dry_run=True)
+        return bulk.objects_in_flight(), bulk.connections_for(100 * MiB), bulk.connections_for(MiB)
+
+    s3_prefix, gcs_prefix = f"s3://{BUCKET}/from/", f"gs://{BUCKET}/to/"
+    assert planned(s3, gcs, s3_prefix, gcs_prefix) == (16, 8, 1)  # through the worker
+    assert planned(s3, s3, s3_prefix, f"s3://{BUCKET}/to/", server_side="never") == (16, 8, 1)
+    assert planned(s3, s3, s3_prefix, f"s3://{BUCKET}/to/") == (64, 32, 1)  # the store copies
+    assert planned(s3, FerryLocalHook(), s3_prefix, str(tmp_path / "down")) == (64, 32, 1)
+    fixed = planned(s3, gcs, s3_prefix, gcs_prefix, concurrency=40, parallelism=12, adaptive=False)
+    assert fixed == (40, 12, 1)

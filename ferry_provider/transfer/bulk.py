@@ -24,7 +24,7 @@ from typing import Any
 from ferry_provider.hooks.base import ObjectInfo, StorageHook
 from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, NotFoundError
 from ferry_provider.hooks.url import ObjectURL, parse_url, redact
-from ferry_provider.transfer.copy import CopyOptions, copy
+from ferry_provider.transfer.copy import PIPELINE_MEMORY, PIPELINE_PART, CopyOptions, copy
 from ferry_provider.transfer.download import DownloadOptions, download
 from ferry_provider.transfer.file_mode import publish_mode
 from ferry_provider.transfer.interrupt import Interrupted
@@ -249,6 +249,11 @@ class _Bulk:
         self._real_root = os.path.realpath(self.dst.key) if self.dst.is_local else ""
         self._file_mode = publish_mode(opts.file_mode)
         self.kind = "download" if self.dst.is_local else "upload" if self.src.is_local else "copy"
+        # A copy between stores holds each object's bytes, up to a part, in this process: the link
+        # may not raise the objects in flight past 16 (16 x 8 MiB), nor a large object's
+        # connections past a single copy's (PIPELINE_MEMORY of parts).
+        server_side = opts.server_side != "never" and source_hook.same_store(destination_hook)
+        self.through_worker = self.kind == "copy" and not server_side
         self.budget = ConnectionBudget(opts.connections)
         self.summary = BulkSummary(redact(self.src.raw), redact(self.dst.raw), manifest=opts.manifest)
         self.manifest = (
@@ -262,6 +267,20 @@ class _Bulk:
         self._in_flight: dict[int, ManifestRow] = {}  # thread id -> the row of the object it moves
         self._common = {f.name: getattr(opts, f.name) for f in fields(TransferOptions)}
 
+    def objects_in_flight(self) -> int:
+        """The most objects in flight at once (the link chooses how many of them move)."""
+        if self.through_worker and self.opts.concurrency is None:
+            return min(self.opts.most_in_flight, START)
+        return self.opts.most_in_flight
+
+    def connections_for(self, size: int) -> int:
+        """Connections an object of ``size`` bytes asks of the budget."""
+        if size <= SMALL_OBJECT:
+            return 1
+        if self.through_worker and self.opts.adaptive:
+            return min(self.opts.parallelism, PIPELINE_MEMORY // PIPELINE_PART)
+        return self.opts.parallelism
+
     # -- the run -----------------------------------------------------------------------------
     def run(
         self, listing: Iterable[Listed] | None, on_row: Callable[[ManifestRow], None] | None, keep_keys: bool = False
@@ -271,7 +290,7 @@ class _Bulk:
         items = listing if listing is not None else list_prefix(self.src_hook, self.src, self.opts.only)
         if keep_keys:
             items = self._remembered(items)
-        most = self.opts.most_in_flight
+        most = self.objects_in_flight()
         work: queue.Queue[tuple[Listed, bool] | None] = queue.Queue(maxsize=2 * most)
         in_flight = self._in_flight
         # Without a concurrency, the link decides how many of the workers move objects at once.
@@ -440,8 +459,7 @@ class _Bulk:
             if skip is not None:
                 return skip
             size = item.info.size or 0
-            wanted = 1 if size <= SMALL_OBJECT else self.opts.parallelism
-            granted = self.budget.take(wanted)
+            granted = self.budget.take(self.connections_for(size))
             try:
                 return self._transfer(item, destination, granted, absent)
             finally:
