@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ferry_provider.cli_bulk import add_bulk_arguments, run_bulk
+from ferry_provider.cli_output import print_result
 
 if TYPE_CHECKING:
     from ferry_provider.transfer.manifest import ManifestRow
@@ -310,26 +311,15 @@ def _report(args: argparse.Namespace, transfer: Callable[[], ManifestRow]) -> in
         row = transfer()
     except (TransferError, Interrupted) as exc:
         if args.json and exc.row is not None:
-            _print_result(json.dumps(exc.row.to_dict(), sort_keys=True))
+            print_result(json.dumps(exc.row.to_dict(), sort_keys=True))
         raise
     if args.json:
-        _print_result(json.dumps(row.to_dict(), sort_keys=True))
+        print_result(json.dumps(row.to_dict(), sort_keys=True))
     else:
-        _print_result(
+        print_result(
             f"{row.result}: {row.source} -> {row.destination} ({row.bytes_transferred} bytes; {row.description})"
         )
     return 0
-
-
-def _print_result(line: str) -> None:
-    """Print the result line; a reader that went away (``| head``) does not undo a transfer that
-    succeeded, so its exit code stays the transfer's."""
-    try:
-        print(line, flush=True)
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # later writes and the exit-time flush go nowhere
-        os.close(devnull)
 
 
 def _cleanup(args: argparse.Namespace) -> int:

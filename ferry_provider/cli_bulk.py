@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from ferry_provider.cli_output import print_result
+
 
 def add_bulk_arguments(parser: argparse.ArgumentParser, *, sync: bool, parse_size: Callable[[str], int]) -> None:
     group = parser.add_argument_group("prefixes (cp -r, sync)")
@@ -81,7 +83,7 @@ def run_bulk(args: argparse.Namespace, common: dict[str, Any], open_store: Any) 
     def on_row(row: Any) -> None:
         status.add(row)
         if args.json:
-            print(json.dumps(row.to_dict(), sort_keys=True), flush=True)
+            print_result(json.dumps(row.to_dict(), sort_keys=True))
 
     status.start()
     try:

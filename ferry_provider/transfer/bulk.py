@@ -314,6 +314,7 @@ class _Bulk:
         for worker in workers:
             worker.start()
         try:
+            interrupted = False
             try:
                 fed = 0
                 there: set[bytes] | None = None  # the destination's keys, once listed
@@ -325,12 +326,18 @@ class _Bulk:
                     # Decided here, in order, so what an object does depends on nothing but its place.
                     work.put((item, there is not None and row_key(item.relative, "") not in there))
                     fed += 1
+            except Interrupted:
+                interrupted = True
+                raise
             finally:
-                for _ in workers:
-                    work.put(None)
-                for worker in workers:
-                    while worker.is_alive():
-                        worker.join(0.2)  # short waits: a signal is raised between them
+                # After a signal nothing is awaited: the queue may be full and the objects in
+                # flight stalled (that may be why the signal came).
+                if not interrupted:
+                    for _ in workers:
+                        work.put(None)
+                    for worker in workers:
+                        while worker.is_alive():
+                            worker.join(0.2)  # short waits: a signal is raised between them
         except Interrupted as exc:
             with self._lock:
                 for row in list(in_flight.values()):
@@ -429,7 +436,11 @@ class _Bulk:
             self.manifest.write(row)
         self.summary.add(row, self.opts.row_limit)
         if self._on_row is not None:
-            self._on_row(row)
+            try:
+                self._on_row(row)
+            except Exception as exc:  # the caller's hook failing must not stop a worker, nor lose rows
+                log.warning("the row callback failed (%s: %s); it is called no more", type(exc).__name__, exc)
+                self._on_row = None
 
     # -- one object --------------------------------------------------------------------------
     def _ends(self, item: Listed, *, quiet: bool = False) -> tuple[str, str | None]:
