@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -44,10 +44,9 @@ def run_parts(
         # No more threads than the gate may ever let run: a thread keeps its part buffer between
         # parts, so idle extra threads would each hold one (memory is threads x part size).
         workers = min(workers, gate.maximum)
-        each = job
         # Parts start in the order given: each carries its place in the list as its turn.
-        started = gated(lambda placed: each(placed[1]), gate, stop, turn=lambda placed: placed[0])
-        calls = [(started, placed) for placed in enumerate(items)]
+        started = _in_turn(job, gate, stop)
+        calls: list[tuple[Callable[[Any], None], Any]] = [(started, placed) for placed in enumerate(items)]
     else:
         calls = [(job, item) for item in items]
     pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name)
@@ -68,16 +67,12 @@ def run_parts(
     raise next((e for e in errors if not isinstance(e, Stopped)), errors[0])  # type: ignore[misc]
 
 
-def gated(
-    job: Callable[[T], None], gate: Gate, stop: threading.Event, turn: Callable[[T], int] | None = None
-) -> Callable[[T], None]:
-    """``job``, started only while fewer than ``gate.limit`` parts run: the pool has threads for
-    the most the gate may allow, and the gate decides how many of them work.
-
-    With ``turn`` (0, 1, 2, ... one per item), items start strictly in that order. A part whose
-    digests are fed in order waits, inside its job, for the parts before it; were a later part let
-    in first after the limit fell (a throttle), the slots could all be held by parts waiting for
-    one that waits for a slot."""
+def _in_turn(job: Callable[[T], None], gate: Gate, stop: threading.Event) -> Callable[[tuple[int, T]], None]:
+    """``job`` on (turn, item) pairs: started only while fewer than ``gate.limit`` parts run (the
+    pool has threads for the most the gate may allow, and the gate decides how many of them work),
+    and strictly in turn order (0, 1, 2, ...). A part whose digests are fed in order waits, inside
+    its job, for the parts before it; were a later part let in first after the limit fell (a
+    throttle), the slots could all be held by parts waiting for one that waits for a slot."""
     changed = threading.Condition()
     running = 0
     next_turn = 0
@@ -88,28 +83,22 @@ def gated(
 
     gate.on_change(wake)
 
-    def gated(item: T) -> None:
+    def in_turn(placed: tuple[int, T]) -> None:
         nonlocal running, next_turn
-        mine = None if turn is None else turn(item)
+        turn, item = placed
         with changed:
-            while running >= gate.limit or (mine is not None and mine != next_turn):
+            while running >= gate.limit or turn != next_turn:
                 if stop.is_set():
                     raise Stopped()
                 changed.wait(0.1)  # to see the stop signal; a raised limit wakes it at once
             running += 1
-            if mine is not None:
-                next_turn += 1
-                changed.notify_all()  # the next in line may be waiting for this turn
+            next_turn += 1
+            changed.notify_all()  # the next in line may be waiting for this turn
         try:
             job(item)
         finally:
             with changed:
                 running -= 1
-                if turn is not None:
-                    changed.notify_all()  # the freed slot is the next in line's, whichever thread that is
-                else:
-                    # One slot freed, one waiter woken: waking all of them for each finished job
-                    # (a bulk run parks up to 48 workers) cost a third of the objects per second.
-                    changed.notify()
+                changed.notify_all()  # the freed slot is the next in line's, whichever thread that is
 
-    return gated
+    return in_turn
