@@ -188,7 +188,7 @@ def file_digest(path: str, algorithm: str, start: int = 0, end: int | None = Non
     fd = os.open(path, os.O_RDONLY)
     try:
         stop = os.fstat(fd).st_size if end is None else end
-        buffer = memoryview(bytearray(FILE_HASH_BUFFER))
+        buffer = memoryview(bytearray(min(FILE_HASH_BUFFER, max(stop - start, 4096))))  # no larger than the file
         return hash_file_range(fd, start, stop, new_hasher(algorithm), buffer).hexdigest()
     finally:
         os.close(fd)
