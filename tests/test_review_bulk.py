@@ -177,17 +177,26 @@ class Counting:
         return counted
 
 
+def mixed_run(direct, tmp_path, monkeypatch):
+    """Mixed objects seeded under a prefix, a counter of what moves at once, a destination folder
+    and a manifest path: (objects, prefix, counter, destination, manifest)."""
+    objects = mixed_objects()
+    return (
+        objects,
+        seeded(direct, objects),
+        Counting(monkeypatch),
+        str(tmp_path / "dest") + "/",
+        str(tmp_path / "m.csv"),
+    )
+
+
 # -- 1. the gate and the budget ----------------------------------------------------------------
 @pytest.mark.parametrize("max_connections", [None, 1, 2, 3])
 def test_mixed_sizes_one_row_each_and_within_the_gate_and_budget(
     s3_proxy, tmp_path, state_dir, monkeypatch, max_connections
 ) -> None:
     proxied, direct, _ = s3_proxy
-    objects = mixed_objects()
-    base = seeded(direct, objects)
-    count = Counting(monkeypatch)
-    dest = str(tmp_path / "dest") + "/"
-    manifest = str(tmp_path / "m.csv")
+    objects, base, count, dest, manifest = mixed_run(direct, tmp_path, monkeypatch)
     summary, rows = bounded(
         lambda: run_bulk(
             proxied, FerryLocalHook(), base, dest, state_dir, max_connections=max_connections, manifest=manifest
@@ -541,11 +550,7 @@ def test_operator_concurrency_defaults_to_the_link(s3_proxy, tmp_path, state_dir
 
     assert FerryBulkTransferOperator(task_id="t", source="s3://b/p/", destination="/d/").concurrency is None
     _, direct, _ = s3_proxy
-    objects = mixed_objects()
-    base = seeded(direct, objects)
-    count = Counting(monkeypatch)
-    dest = str(tmp_path / "dest") + "/"
-    manifest = str(tmp_path / "m.csv")
+    objects, base, count, dest, manifest = mixed_run(direct, tmp_path, monkeypatch)
     outcome, pushed = bounded(
         lambda: run_operator(
             monkeypatch, source=base, destination=dest, conn_id=S3_CONN, state_dir=state_dir, manifest=manifest

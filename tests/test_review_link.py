@@ -33,6 +33,7 @@ from ferry_provider.transfer.verification import Check
 from tests.conftest import PROXY_BUCKET, put_object
 from tests.stores import MiB, crc32c_hex, unique_prefix
 from tests.test_download import assert_clean, put_multipart
+from tests.test_link_controller import Clocks
 
 FAST_RETRY = RetryPolicy(attempts=4, initial_wait=0.05, max_wait=0.2)
 HANG = 45.0  # seconds after which a transfer that should take a second or two is called hung
@@ -196,15 +197,6 @@ def test_a_stop_while_parts_wait_at_the_gate_ends_the_run() -> None:
 
 
 # == 2. the controller's decisions on scripted curves ===========================================
-class Clocks:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.cpu = 0.0
-
-    def controller(self, **kwargs: object) -> LinkController:
-        return LinkController(clock=lambda: self.now, cpu_clock=lambda: self.cpu, **kwargs)  # type: ignore[arg-type]
-
-
 def bursts(clocks: Clocks, c: LinkController, period_of: Callable[[int], float], part: int, count: int) -> None:
     """Uploads: each of the ``limit`` connections reports one whole part as it ends, and parts
     started together end together, ``period_of(limit)`` seconds apart (1 ms spread in a burst)."""
