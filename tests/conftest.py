@@ -119,6 +119,14 @@ def run_dag(dag_id: str) -> object:
 
 
 @pytest.fixture
+def state_dir(tmp_path) -> str:
+    """Trackers and manifest spools go here, never to ~/.local/state."""
+    path = tmp_path / "state"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
 def s3_proxy(seaweedfs: S3Endpoint, monkeypatch):
     """(hook through the proxy, direct hook, proxy): the same S3 store, one path with faults."""
     make_s3_bucket(seaweedfs, PROXY_BUCKET)

@@ -106,14 +106,6 @@ def local_source(tmp_path_factory, corpus) -> str:
     return root + "/"
 
 
-@pytest.fixture
-def state_dir(tmp_path) -> str:
-    """Trackers and manifest spools go here, never to ~/.local/state."""
-    path = tmp_path / "state"
-    path.mkdir()
-    return str(path)
-
-
 def options(state_dir: str, **kw) -> BulkOptions:
     kw.setdefault("parallelism", 4)
     kw.setdefault("retry", FAST_RETRY)

@@ -62,14 +62,6 @@ def big() -> bytes:
 
 
 @pytest.fixture
-def state_dir(tmp_path) -> str:
-    """Every copy keeps its trackers here, never in ~/.local/state."""
-    path = tmp_path / "state"
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
 def s3a(seaweedfs) -> FerryS3Hook:
     make_s3_bucket(seaweedfs, S3_BUCKET)
     return FerryS3Hook(S3_CONN)

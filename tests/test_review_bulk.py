@@ -41,14 +41,6 @@ from tests.test_bulk import (
 HANG = 120  # seconds: far past what any run here needs; reaching it is a hang
 
 
-@pytest.fixture
-def state_dir(tmp_path) -> str:
-    """Trackers and manifest spools go here (as in test_bulk)."""
-    path = tmp_path / "state"
-    path.mkdir()
-    return str(path)
-
-
 def bounded(fn: Callable[[], object], seconds: float = HANG) -> object:
     """``fn()`` in a daemon thread; fail the test if it has not ended after ``seconds``."""
     out: dict[str, object] = {}

@@ -28,14 +28,12 @@ from ferry_provider.transfer.options import adaptive_options
 from ferry_provider.transfer.ordered_digest import OrderedDigests
 from ferry_provider.transfer.parted_write import PartedWrite
 from ferry_provider.transfer.pool import run_parts
-from ferry_provider.transfer.retry import RetryPolicy
 from ferry_provider.transfer.verification import Check
 from tests.conftest import PROXY_BUCKET, put_object
 from tests.stores import MiB, crc32c_hex, unique_prefix
-from tests.test_download import assert_clean, put_multipart
+from tests.test_download import FAST_RETRY, assert_clean, put_multipart
 from tests.test_link_controller import Clocks
 
-FAST_RETRY = RetryPolicy(attempts=4, initial_wait=0.05, max_wait=0.2)
 HANG = 45.0  # seconds after which a transfer that should take a second or two is called hung
 SLOWDOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
@@ -82,13 +80,6 @@ def stop_parted_writes() -> None:
     for obj in gc.get_objects():
         if isinstance(obj, PartedWrite):
             obj.stop.set()
-
-
-@pytest.fixture
-def state_dir(tmp_path) -> str:
-    path = tmp_path / "state"
-    path.mkdir()
-    return str(path)
 
 
 def multipart_uploads(hook: FerryS3Hook, prefix: str) -> list:

@@ -26,6 +26,16 @@ from ferry_provider.transfer import crc_math
 log = logging.getLogger(__name__)
 
 FILE_HASH_BUFFER = 8 << 20  # per read when hashing a file
+SMALLEST_BUFFER = 4096
+
+
+def buffer_size(span: int, most: int) -> int:
+    """Bytes of a read buffer for ``span`` bytes: no more than ``most``, and no more than the span
+    (a buffer is zeroed when made, so all of it is resident: 8 MiB for a 64 KiB file is waste
+    that a bulk run pays per worker)."""
+    return min(most, max(span, SMALLEST_BUFFER))
+
+
 CHECK_HASHES_MODES = ("if_fast_else_fail", "if_fast_else_skip", "always", "never")
 
 _crc32c_update: Callable[[bytes | bytearray | memoryview, int], int]
@@ -188,7 +198,7 @@ def file_digest(path: str, algorithm: str, start: int = 0, end: int | None = Non
     fd = os.open(path, os.O_RDONLY)
     try:
         stop = os.fstat(fd).st_size if end is None else end
-        buffer = memoryview(bytearray(min(FILE_HASH_BUFFER, max(stop - start, 4096))))  # no larger than the file
+        buffer = memoryview(bytearray(buffer_size(stop - start, FILE_HASH_BUFFER)))
         return hash_file_range(fd, start, stop, new_hasher(algorithm), buffer).hexdigest()
     finally:
         os.close(fd)
@@ -201,13 +211,14 @@ def span_digests(path: str, algorithm: str, spans: Sequence[tuple[int, int]], wo
     hashlib release the GIL on large buffers, so the threads hash in parallel.
     """
     local = threading.local()
+    size = buffer_size(max((end - start for start, end in spans), default=0), FILE_HASH_BUFFER)
     fd = os.open(path, os.O_RDONLY)
     try:
 
         def digest(span: tuple[int, int]) -> str:
             buffer = getattr(local, "buffer", None)
             if buffer is None:
-                buffer = local.buffer = memoryview(bytearray(FILE_HASH_BUFFER))
+                buffer = local.buffer = memoryview(bytearray(size))
             return hash_file_range(fd, span[0], span[1], new_hasher(algorithm), buffer).hexdigest()
 
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(spans)))) as pool:

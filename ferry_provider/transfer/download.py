@@ -81,8 +81,8 @@ class DownloadOptions(TransferOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.buffer_size < 4096:
-            raise InvalidArgumentError(f"buffer_size must be >= 4096, got {self.buffer_size}")
+        if self.buffer_size < checksums.SMALLEST_BUFFER:
+            raise InvalidArgumentError(f"buffer_size must be >= {checksums.SMALLEST_BUFFER}, got {self.buffer_size}")
         mode = self.file_mode
         if mode is not None and (not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777):
             raise InvalidArgumentError(f"file_mode must be a permission mode such as 0o644, got {self.file_mode!r}")
@@ -466,7 +466,7 @@ class _Download:
         the same thread (from a progress callback) gets one of its own. No bigger than the
         ``span`` of bytes to copy: a 64 KiB object in a bulk run then costs no 1 MiB allocation
         (zeroed pages, faulted in and unmapped again, for each object)."""
-        need = self.opts.buffer_size if span is None else min(self.opts.buffer_size, max(span, 4096))
+        need = self.opts.buffer_size if span is None else checksums.buffer_size(span, self.opts.buffer_size)
         buf: memoryview | None = _buffers.__dict__.pop("buf", None)
         if buf is None or len(buf) < need:
             buf = memoryview(bytearray(need))

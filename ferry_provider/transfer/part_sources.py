@@ -90,9 +90,7 @@ class FileParts(PartSource):
 
     def crc(self, start: int, size: int) -> int:
         """CRC32C of ``size`` bytes of the file at ``start``, through this thread's buffer."""
-        # No larger than the part: a bulk upload of 64 KiB files then holds 64 KiB per worker,
-        # not 4 MiB (zeroed, so resident: 64 MiB more at 16 workers).
-        need = min(HASH_BUFFER, max(size, 4096))
+        need = checksums.buffer_size(size, HASH_BUFFER)  # a 64 KiB file: 64 KiB per worker, not 4 MiB
         buf = getattr(_HASH_BUFFERS, "buf", None)
         if buf is None or len(buf) < need:
             buf = _HASH_BUFFERS.buf = memoryview(bytearray(need))

@@ -44,14 +44,12 @@ def run_parts(
         # No more threads than the gate may ever let run: a thread keeps its part buffer between
         # parts, so idle extra threads would each hold one (memory is threads x part size).
         workers = min(workers, gate.maximum)
-        # Parts start in the order given: each carries its place in the list as its turn.
-        started = _in_turn(job, gate, stop)
-        calls: list[tuple[Callable[[Any], None], Any]] = [(started, placed) for placed in enumerate(items)]
-    else:
-        calls = [(job, item) for item in items]
+    # Gated parts start in the order given: each carries its place in the list as its turn.
+    run: Callable[[Any], None] = job if gate is None else _in_turn(job, gate, stop)
+    args: Sequence[Any] = items if gate is None else list(enumerate(items))
     pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix=name)
     try:
-        futures = [pool.submit(fn, arg) for fn, arg in calls]
+        futures = [pool.submit(run, arg) for arg in args]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
     except BaseException:
         stop.set()
