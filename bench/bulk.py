@@ -5,7 +5,9 @@
 W3: N objects of S KiB from a local SeaweedFS to tmpfs and back, by ``ferry cp -r`` (defaults),
 ``s5cmd cp`` with a wildcard (256 workers by default), ``rclone copy`` (defaults, and
 ``--transfers 64``) and a plain boto3 loop; every run writes to a fresh destination, so no tool's
-skip-identical turns a rerun into a no-op. All are timed as whole processes (start-up included).
+skip-identical turns a rerun into a no-op. Tools are timed as whole processes (start-up included),
+the boto3 loop as its transfer only. The download also has a floor row (clients/crt_floor, not a
+tool): awscrt fetching, with Ferry's per-object checks and nothing else.
 Then the shard planner on a generated listing: seconds and peak RSS.
 """
 
@@ -88,14 +90,22 @@ def run(args: argparse.Namespace) -> list[Result]:
                 [*rclone, "copy", "--transfers", "64", f"swfs:{BUCKET}/src", out],
                 env=remote,
             ),
+            # Not a tool: how far a Python path with Ferry's per-object guarantees can go here.
             Contender(
-                "boto3 loop",
-                [py, "-m", "bench.clients.boto3_loop", "down", endpoint.url, BUCKET, "src/", out],
+                "python floor: awscrt + Ferry's checks, transfer only",
+                [py, "-m", "bench.clients.crt_floor", endpoint.url, BUCKET, "src/", out],
                 reports_own_time=True,
+                ceiling=True,
             ),
         ]
-        if args.no_boto3_loop:
-            down = down[:-1]
+        if not args.no_boto3_loop:
+            down.append(
+                Contender(
+                    "boto3 loop",
+                    [py, "-m", "bench.clients.boto3_loop", "down", endpoint.url, BUCKET, "src/", out],
+                    reports_own_time=True,
+                )
+            )
         print(f"\nW3 download: {args.objects} x {args.size_kib} KiB, SeaweedFS -> tmpfs", flush=True)
         run_rounds(down, args.rounds, after_each=lambda c: shutil.rmtree(out, ignore_errors=True))
 
