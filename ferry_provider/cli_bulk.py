@@ -72,8 +72,20 @@ def run_bulk(args: argparse.Namespace, common: dict[str, Any], open_store: Any) 
     source_hook = open_store(args.source, connections, args.src_conn)
     destination_hook = open_store(args.destination, connections, args.dst_conn)
     sync = args.command == "sync"
+
+    def manifest_hook(url: str) -> Any:
+        return open_store(url, 4, args.dst_conn)  # as the operator: the destination's connection
+
     if sync and args.dry_run:
-        plan = plan_sync(source_hook, destination_hook, args.source, args.destination, options, delete=args.delete)
+        plan = plan_sync(
+            source_hook,
+            destination_hook,
+            args.source,
+            args.destination,
+            options,
+            delete=args.delete,
+            manifest_hook=manifest_hook,
+        )
         for line in plan.lines():
             print(line)
         print(plan.summary(), file=sys.stderr)
@@ -94,7 +106,7 @@ def run_bulk(args: argparse.Namespace, common: dict[str, Any], open_store: Any) 
             args.destination,
             options,
             on_row=on_row,
-            manifest_hook=lambda url: open_store(url, 4, args.dst_conn),  # as the operator: the destination's
+            manifest_hook=manifest_hook,
             delete_extraneous=sync and args.delete,
         )
     finally:

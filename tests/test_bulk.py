@@ -715,7 +715,7 @@ def test_sync_delete_and_dry_run(seaweedfs, s3, tmp_path, state_dir) -> None:
             f"would delete {dst}old/x.csv (not at the source)",
         ]
     )
-    assert "2 to transfer, 1 identical by the listings, 2 to delete; nothing was changed" in dry.stderr
+    assert "2 to transfer, 1 identical or already done, 2 to delete; nothing was changed" in dry.stderr
     assert destination() == before and os.listdir(state_dir) == []
 
     # A filtered sync: only *.csv on both sides takes part.

@@ -24,15 +24,17 @@ from typing import Any
 from ferry_provider.hooks.base import ObjectInfo, StorageHook
 from ferry_provider.hooks.errors import FerryError, InvalidArgumentError, NotFoundError
 from ferry_provider.hooks.url import ObjectURL, parse_url, redact
+from ferry_provider.transfer import checksums
 from ferry_provider.transfer.copy import PIPELINE_MEMORY, PIPELINE_PART, CopyOptions, copy
 from ferry_provider.transfer.download import DownloadOptions, download
+from ferry_provider.transfer.extraneous import extraneous, ferry_state, place
 from ferry_provider.transfer.file_mode import publish_mode
 from ferry_provider.transfer.interrupt import Interrupted
 from ferry_provider.transfer.link_controller import START, LinkController
 from ferry_provider.transfer.listing import Listed, ListFilter, folder, list_prefix
 from ferry_provider.transfer.local_names import local_destination
 from ferry_provider.transfer.manifest import ERROR, OK, SKIP, ManifestRow, TransferError, now
-from ferry_provider.transfer.manifest_file import ManifestWriter, row_key
+from ferry_provider.transfer.manifest_file import ManifestWriter, done_keys, read_manifest, row_key
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB
 from ferry_provider.transfer.upload import UploadOptions, upload
@@ -208,6 +210,13 @@ def bulk_transfer(
             log.warning(
                 "%s: %d object(s) failed: nothing deleted at the destination", summary.destination, summary.errors
             )
+        elif not bulk.source_keys:
+            log.warning(
+                "%s lists no object%s: nothing deleted at the destination (a mistyped prefix looks the same "
+                "as an empty one on an object store; delete the objects yourself if that is meant)",
+                summary.source,
+                " the name filters admit" if options and (options.only.glob or options.only.regex) else "",
+            )
         else:
             summary.deleted = bulk.delete_extraneous()
     return summary
@@ -236,7 +245,7 @@ class _Bulk:
             raise InvalidArgumentError("both prefixes are local folders: ferry moves data to, from or between stores")
         if not self.dst.is_local and not destination_hook.capabilities.writable:
             raise InvalidArgumentError(f"destination {self.dst.raw}: this store is read-only")
-        if source_hook.same_store(destination_hook) and _overlap(self.src, self.dst):
+        if _same_place(source_hook, destination_hook) and _overlap(self.src, self.dst):
             raise InvalidArgumentError(
                 f"source {self.src.raw} and destination {self.dst.raw} overlap: objects would be copied onto themselves"
             )
@@ -264,6 +273,7 @@ class _Bulk:
         self._closed = False
         self._link: LinkController | None = None  # objects in flight chosen by the link
         self._in_flight: dict[int, ManifestRow] = {}  # thread id -> the row of the object it moves
+        self.source_keys: set[bytes] = set()  # sync --delete: every key the source lists (row_key)
         self._staff = threading.Lock()  # guards the workers: who was hired, how many still work
         self._workers: list[threading.Thread] = []
         self._working = 0
@@ -290,9 +300,11 @@ class _Bulk:
     ) -> BulkSummary:
         started = time.monotonic()
         self._on_row = on_row
-        items = listing if listing is not None else list_prefix(self.src_hook, self.src, self.opts.only)
         if keep_keys:
-            items = self._remembered(items)
+            items = self._remembered(list_prefix(self.src_hook, self.src, self.opts.only.names_only()))
+        else:
+            items = listing if listing is not None else list_prefix(self.src_hook, self.src, self.opts.only)
+        items = self._data(items)
         most = self.objects_in_flight()
         work: queue.Queue[tuple[Listed, bool] | None] = queue.Queue(maxsize=2 * most)
         in_flight = self._in_flight
@@ -369,26 +381,46 @@ class _Bulk:
         return keys
 
     def _remembered(self, items: Iterable[Listed]) -> Iterator[Listed]:
-        """Pass ``items`` on, keeping a compact key of each (16 bytes) for delete_extraneous."""
-        self.source_keys: set[bytes] = set()
+        """From a listing filtered by name only: a compact key (16 bytes) of every object, for
+        delete_extraneous; on to the transfer, those the whole filter admits (see extraneous)."""
+        only = self.opts.only
         for item in items:
             self.source_keys.add(row_key(item.relative, ""))
+            if only.matches(item.relative, item.info):
+                yield item
+
+    def _data(self, items: Iterable[Listed]) -> Iterator[Listed]:
+        """The listed objects, without this run's own manifest (when kept under the source) and
+        Ferry's temporary upload components: neither is data to transfer."""
+        manifest = place(self.opts.manifest) if self.opts.manifest else None
+        for item in items:
+            if ferry_state(item.info.url) or (manifest is not None and place(item.info.url) == manifest):
+                log.info("%s: Ferry's own file, not transferred", redact(item.info.url))
+                continue
             yield item
 
     def extraneous(self) -> Iterator[Listed]:
-        """Destination objects (as the filter admits them) whose key the source did not list;
-        never this run's own manifest, when it is kept under the destination."""
-        manifest = _location(self.opts.manifest) if self.opts.manifest else None
-        for item in list_prefix(self.dst_hook, self.dst, self.opts.only):
-            if row_key(item.relative, "") not in self.source_keys and _location(item.info.url) != manifest:
-                yield item
+        """Destination objects the source does not have (see the extraneous module)."""
+        listing = list_prefix(self.dst_hook, self.dst, self.opts.only.names_only())
+        return extraneous(listing, self.source_keys, self.dst, self.opts.manifest)
 
     def delete_extraneous(self) -> int:
+        """Delete what ``extraneous`` gives; a deletion that fails does not stop the others, and
+        the first failure is raised at the end."""
         deleted = 0
+        failures: list[FerryError] = []
         for item in self.extraneous():
-            self.opts.retry.run(lambda u=item.info.url: self.dst_hook.delete(u), what=f"{item.info.url}: delete")
-            log.info("%s: deleted (not at the source)", item.info.url)
+            url = item.info.url
+            try:
+                self.opts.retry.run(lambda u=url: self.dst_hook.delete(u), what=f"{redact(url)}: delete")
+            except FerryError as exc:
+                log.warning("%s: not deleted: %s", redact(url), exc)
+                failures.append(exc)
+                continue
+            log.info("%s: deleted (not at the source)", redact(url))
             deleted += 1
+        if failures:
+            raise FerryError(f"{len(failures)} deletion(s) failed at the destination, the first: {failures[0]}")
         return deleted
 
     def _already_done(self, item: Listed) -> bool:
@@ -530,9 +562,11 @@ class _Bulk:
         return row.finish(SKIP, "destination has the same size (size_only); digests not compared")
 
 
-def _location(url: str) -> tuple[str, str, str]:
-    parsed = parse_url(url)
-    return parsed.scheme, parsed.bucket, parsed.key
+def _same_place(a: StorageHook, b: StorageHook) -> bool:
+    """Whether two hooks reach the same store, whoever's credentials they hold (a reader and a
+    writer of one bucket): the same scheme and endpoint."""
+    mine, theirs = a.store_identity(), b.store_identity()
+    return a.same_store(b) or (mine is not None and theirs is not None and mine[:2] == theirs[:2])
 
 
 def _overlap(a: ObjectURL, b: ObjectURL) -> bool:
@@ -544,11 +578,13 @@ def _overlap(a: ObjectURL, b: ObjectURL) -> bool:
 
 @dataclass
 class SyncPlan:
-    """What a sync would do, from the two listings alone (sizes and listed digests)."""
+    """What a sync would do, from the two listings (sizes and digests; a local file's digest is
+    computed when its size matches) and the manifest, by the same rules as the real run."""
 
     transfers: list[tuple[str, str, str]] = field(default_factory=list)  # (source, destination, why)
     skips: int = 0
     deletes: list[str] = field(default_factory=list)
+    no_deletes: str = ""  # why nothing would be deleted although --delete was asked
 
     def lines(self) -> Iterator[str]:
         for source, destination, why in self.transfers:
@@ -557,9 +593,10 @@ class SyncPlan:
             yield f"would delete {url} (not at the source)"
 
     def summary(self) -> str:
+        deletes = f"nothing to delete ({self.no_deletes})" if self.no_deletes else f"{len(self.deletes)} to delete"
         return (
-            f"dry run: {len(self.transfers)} to transfer, {self.skips} identical by the listings, "
-            f"{len(self.deletes)} to delete; nothing was changed"
+            f"dry run: {len(self.transfers)} to transfer, {self.skips} identical or already done, "
+            f"{deletes}; nothing was changed"
         )
 
 
@@ -571,32 +608,43 @@ def plan_sync(
     options: BulkOptions,
     *,
     delete: bool,
+    manifest_hook: Callable[[str], StorageHook] | None = None,
 ) -> SyncPlan:
-    """A dry run: list both sides and compare what the listings say (size, and the MD5 or
-    CRC32C both give). The destination listing is held in memory, keyed by relative key."""
+    """A dry run: list both sides and decide as the real run would (folder markers and what the
+    manifest lists as done are skipped; a refused key, or a source with no object, means no
+    deletes). The destination listing is held in memory, keyed by relative key."""
     bulk = _Bulk(source_hook, destination_hook, source, destination, options, None, dry_run=True)
-    existing = {item.relative: item.info for item in list_prefix(destination_hook, bulk.dst, options.only)}
+    names = options.only.names_only()
+    existing = {item.relative: item for item in list_prefix(destination_hook, bulk.dst, names)}
+    done = (
+        done_keys(read_manifest(options.manifest, hook_for=manifest_hook, state_dir=options.state_dir))
+        if options.manifest
+        else set()
+    )
     plan = SyncPlan()
-    seen: set[str] = set()
-    for item in list_prefix(source_hook, bulk.src, options.only):
-        seen.add(item.relative)
+    refused = 0
+    for item in bulk._data(bulk._remembered(list_prefix(source_hook, bulk.src, names))):
         source_url, target = bulk._ends(item, quiet=True)
         there = existing.get(item.relative)
-        if target is None:
+        if (item.relative.endswith("/") and not item.info.size) or row_key(source_url, target or "") in done:
+            plan.skips += 1
+        elif target is None:
+            refused += 1
             plan.transfers.append((source_url, "", "refused: the key cannot be a file there"))
         elif there is None:
             plan.transfers.append((source_url, target, "missing at the destination"))
-        elif options.no_clobber or _same(item.info, there, options.size_only):
+        elif options.no_clobber or _same(item.info, there.info, options.size_only):
             plan.skips += 1
         else:
             plan.transfers.append((source_url, target, "differs"))
     if delete:
-        manifest = _location(options.manifest) if options.manifest else None
-        plan.deletes = [
-            redact(info.url)
-            for relative, info in existing.items()
-            if relative not in seen and _location(info.url) != manifest
-        ]
+        if refused:
+            plan.no_deletes = f"{refused} object(s) cannot be transferred, and deletes need every one to succeed"
+        elif not bulk.source_keys:
+            plan.no_deletes = "the source lists no object"
+        else:
+            gone = extraneous(iter(existing.values()), bulk.source_keys, bulk.dst, options.manifest)
+            plan.deletes = [redact(item.info.url) for item in gone]
     return plan
 
 
@@ -605,4 +653,18 @@ def _same(a: ObjectInfo, b: ObjectInfo, size_only: bool) -> bool:
         return False
     if size_only:
         return True
-    return any(getattr(a, n) and getattr(a, n) == getattr(b, n) for n in ("crc32c", "md5"))
+    if any(getattr(a, n) and getattr(a, n) == getattr(b, n) for n in ("crc32c", "md5")):
+        return True
+    return _local_digest_matches(a, b) or _local_digest_matches(b, a)
+
+
+def _local_digest_matches(local: ObjectInfo, stored: ObjectInfo) -> bool:
+    """Whether a local file has the whole-object digest the store states (computed from the file,
+    as the real run's skip check does); False where there is none to compare."""
+    if not parse_url(local.url).is_local or parse_url(stored.url).is_local:
+        return False
+    for name in ("crc32c", "md5"):
+        value = getattr(stored, name)
+        if value and "-" not in value:
+            return checksums.file_digest(parse_url(local.url).key, name) == value
+    return False

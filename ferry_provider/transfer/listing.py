@@ -42,6 +42,10 @@ class ListFilter:
         if self.modified_since is not None and self.modified_since.tzinfo is None:
             raise InvalidArgumentError("modified_since must carry a time zone (e.g. 2026-11-23T00:00:00+00:00)")
 
+    def names_only(self) -> ListFilter:
+        """The same filter on names (glob, regex), without sizes and dates."""
+        return ListFilter(self.glob, self.regex)
+
     def matches(self, relative: str, info: ObjectInfo) -> bool:
         if self.glob is not None and not _glob_match(relative, self.glob):
             return False
@@ -98,8 +102,10 @@ def relative_key(prefix: ObjectURL, info: ObjectInfo) -> str:
     """The object's key below ``prefix`` (a folder)."""
     if not prefix.is_local and info.url.startswith(prefix.raw):
         return info.url[len(prefix.raw) :]  # the common case, without parsing a million URLs
-    key = parse_url(info.url).key
     base = prefix.key.rstrip("/") + "/" if prefix.is_local else prefix.key
+    if prefix.is_local and info.url.startswith(base):
+        return info.url[len(base) :]  # a local name need not be a valid URL (a tab in it)
+    key = parse_url(info.url).key
     if not key.startswith(base):
         raise InvalidArgumentError(f"{info.url} is not under {prefix.raw}")
     return key[len(base) :]

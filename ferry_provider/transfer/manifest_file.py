@@ -97,6 +97,41 @@ def row_key(source: str, destination: str) -> bytes:
     return hashlib.blake2b(f"{source}\0{destination}".encode(), digest_size=16).digest()
 
 
+def done_keys(text: str) -> set[bytes]:
+    """The keys (row_key) of the rows in ``text`` that are ``OK`` or ``skip``."""
+    return {
+        row_key(row.get("source", ""), row.get("destination", ""))
+        for row in parse_rows(text)
+        if row.get("result") in (OK, SKIP)
+    }
+
+
+def read_manifest(
+    location: str, *, hook_for: Callable[[str], StorageHook] | None = None, state_dir: str | None = None
+) -> str:
+    """What a manifest holds now, without taking it for a run: a local file, or for an object
+    URL the spool an interrupted run left, else the stored object ('' when there is none)."""
+    parsed = parse_url(location)
+    path = parsed.key if parsed.is_local else spool_path(location, state_dir, create=False)
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            return f.read()
+    if parsed.is_local or hook_for is None:
+        return ""
+    with contextlib.suppress(NotFoundError):
+        return hook_for(location).read_bytes(location).decode()
+    return ""
+
+
+def spool_path(location: str, state_dir: str | None, *, create: bool = True) -> str:
+    """Where the rows of an object-URL manifest wait for their upload."""
+    folder = state_dir or os.path.expanduser("~/.local/state/ferry")
+    if create:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    digest = hashlib.sha1(location.encode()).hexdigest()[:16]
+    return os.path.join(folder, f"manifest.{digest}.ferry-spool")
+
+
 def append_rows(path: str, rows: list[ManifestRow], fmt: str | None = None) -> None:
     """Append rows to a local manifest, writing the CSV header when the file is new."""
     fmt = format_of(path, fmt)
@@ -125,15 +160,14 @@ class ManifestWriter:
             raise InvalidArgumentError(f"manifest {location!r}: no store to write it to")
         if self.remote is not None and not self.remote.capabilities.writable:
             raise InvalidArgumentError(f"manifest {location!r}: that store is read-only")
-        self.path = parsed.key if parsed.is_local else self._spool_path(state_dir)
+        self.path = parsed.key if parsed.is_local else spool_path(location, state_dir)
         if parsed.is_local:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            self._spool_lock = None
-        else:
-            # One run per stored manifest: a second would upload the spool, delete it, and the
-            # first one's later rows would go nowhere. It fails at once, naming the holder.
-            self._spool_lock = WriterLock(self.path + LOCK_SUFFIX, f"manifest {location}")
-            self._spool_lock.acquire()
+        # One run per manifest: two would each write rows for the objects both did (a local
+        # file), or one would upload the spool and delete it under the other (an object URL).
+        # The second fails at once, naming the holder.
+        self._spool_lock: WriterLock | None = WriterLock(self.path + LOCK_SUFFIX, f"manifest {location}")
+        self._spool_lock.acquire()
         self._lock = threading.Lock()
         self.done: set[bytes] = set()
         try:
@@ -143,12 +177,6 @@ class ManifestWriter:
             self._release()
             raise
 
-    def _spool_path(self, state_dir: str | None) -> str:
-        folder = state_dir or os.path.expanduser("~/.local/state/ferry")
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        digest = hashlib.sha1(self.location.encode()).hexdigest()[:16]
-        return os.path.join(folder, f"manifest.{digest}.ferry-spool")
-
     def _load(self) -> None:
         """Read what the manifest already holds (a rerun skips its finished rows); for a remote
         manifest, a spool an interrupted run left wins over the uploaded copy, which it extends."""
@@ -156,15 +184,19 @@ class ManifestWriter:
         if os.path.exists(self.path):
             with open(self.path, newline="") as f:
                 text = f.read()
+            if text and not text.endswith("\n"):
+                # A row cut off by a crash: it was never whole (its object is done again), and
+                # the rows appended next must not continue its line.
+                text = text[: text.rfind("\n") + 1]
+                with open(self.path, "r+", newline="") as f:
+                    f.truncate(len(text.encode()))
         elif self.remote is not None:
             with contextlib.suppress(NotFoundError):
                 text = self.remote.read_bytes(self.location).decode()
             if text:
                 with open(self.path, "w", newline="") as f:
                     f.write(text)
-        for row in parse_rows(text):
-            if row.get("result") in (OK, SKIP):
-                self.done.add(row_key(row.get("source", ""), row.get("destination", "")))
+        self.done = done_keys(text)
         self._has_content = bool(text.strip())
 
     def write(self, row: ManifestRow) -> None:
@@ -180,6 +212,7 @@ class ManifestWriter:
                 return
             self._file.close()
         if self.remote is None:
+            self._release()
             return
         try:
             with open(self.path, "rb") as f:
