@@ -215,7 +215,7 @@ def bulk_transfer(
                 "%s lists no object%s: nothing deleted at the destination (a mistyped prefix looks the same "
                 "as an empty one on an object store; delete the objects yourself if that is meant)",
                 summary.source,
-                " the name filters admit" if options and (options.only.glob or options.only.regex) else "",
+                " the name filters admit" if bulk.opts.only.glob or bulk.opts.only.regex else "",
             )
         else:
             summary.deleted = bulk.delete_extraneous()
@@ -392,10 +392,14 @@ class _Bulk:
     def _data(self, items: Iterable[Listed]) -> Iterator[Listed]:
         """The listed objects, without this run's own manifest (when kept under the source) and
         Ferry's temporary upload components: neither is data to transfer."""
-        manifest = place(self.opts.manifest) if self.opts.manifest else None
+        manifest = self.opts.manifest
+        where = place(manifest) if manifest else None
+        name = os.path.basename(manifest.rstrip("/")) if manifest else None
         for item in items:
-            if ferry_state(item.info.url) or (manifest is not None and place(item.info.url) == manifest):
-                log.info("%s: Ferry's own file, not transferred", redact(item.info.url))
+            url = item.info.url
+            # Resolved only for a name like the manifest's: a local path's costs a few stats.
+            if ferry_state(url) or (name and url.endswith(name) and place(url) == where):
+                log.info("%s: Ferry's own file, not transferred", redact(url))
                 continue
             yield item
 
