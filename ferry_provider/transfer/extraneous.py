@@ -17,6 +17,7 @@ Deleting is the one irreversible thing Ferry does, so each rule here errs toward
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -24,6 +25,8 @@ from ferry_provider.hooks.url import ObjectURL, parse_url
 from ferry_provider.transfer.listing import Listed
 from ferry_provider.transfer.manifest_file import row_key
 from ferry_provider.transfer.sinks import COMPONENT_PREFIX
+
+log = logging.getLogger("ferry_provider.transfer")
 
 
 def ferry_state(url: str) -> bool:
@@ -83,7 +86,10 @@ def extraneous(
     aliases = LinkAliases(destination.key) if destination.is_local else None
     for item in listing:
         url = item.info.url
-        if item.relative.endswith("/") or ferry_state(url) or not addressable(url):
+        if item.relative.endswith("/") or ferry_state(url):
+            continue
+        if not addressable(url):
+            log.warning("%r: not deleted: a name with control characters, which Ferry does not address", url)
             continue
         names = aliases.names(item.relative) if aliases is not None else (item.relative,)
         if any(row_key(name, "") in source_keys for name in names):
