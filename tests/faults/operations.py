@@ -590,7 +590,7 @@ class Bulk(Operation):
                 "with the same --manifest, must skip them and resume large.bin alone"
             )
         if fault == "concurrent":
-            return "a bulk: the second run, with the same --manifest, skips the small objects the first finished"
+            return "a bulk: the second run, with the same --manifest, fails at once: one run per manifest"
         return None
 
     def object_bytes(self, cell: Cell, t: Transfer, name: str) -> bytes | None:
@@ -622,7 +622,9 @@ class Bulk(Operation):
 
     def unlisted(self, cell: Cell, run: FerryRun) -> bool:
         last = run.stderr_lines[-1] if run.stderr_lines else ""
-        before = "listing failed" in last or (self.manifest_on_store and self.manifest_arg(cell) in last)
+        # Refused before listing: the listing failed, or the manifest is another run's (one run
+        # per manifest, local or stored; the error names it).
+        before = "listing failed" in last or self.manifest_arg(cell) in last
         return run.returncode not in (0, None) and not run.rows and last.startswith("ferry:") and before
 
     def manifest_rows(self, cell: Cell) -> tuple[list[dict[str, Any]], list[str]]:
