@@ -155,3 +155,21 @@ def make_s3_bucket(endpoint: S3Endpoint, name: str) -> None:
 def make_gcs_bucket(endpoint: str, name: str) -> None:
     resp = requests.post(f"{endpoint}/storage/v1/b", params={"project": GCS_PROJECT}, json={"name": name}, timeout=10)
     assert resp.status_code in (200, 409), resp.text
+
+
+def bucket_hooks(bucket: str) -> tuple[object, object]:
+    """A module's ``s3`` and ``gcs`` fixtures: the test connections' hooks, with ``bucket`` made
+    on SeaweedFS and on the GCS emulator (``s3, gcs = bucket_hooks(BUCKET)``)."""
+    from ferry_provider.hooks.gcs import FerryGCSHook
+
+    @pytest.fixture(scope="module")
+    def s3(seaweedfs: S3Endpoint) -> FerryS3Hook:
+        make_s3_bucket(seaweedfs, bucket)
+        return FerryS3Hook(S3_CONN)
+
+    @pytest.fixture(scope="module")
+    def gcs(gcs_endpoint: str) -> FerryGCSHook:
+        make_gcs_bucket(gcs_endpoint, bucket)
+        return FerryGCSHook(GCS_CONN)
+
+    return s3, gcs

@@ -29,15 +29,13 @@ from datetime import timedelta
 
 import pytest
 
-from ferry_provider.hooks.gcs import FerryGCSHook
 from ferry_provider.hooks.local import FerryLocalHook
-from ferry_provider.hooks.s3 import FerryS3Hook
 from ferry_provider.transfer.bulk import BulkOptions, BulkSummary, bulk_transfer
 from ferry_provider.transfer.listing import Listed, ListFilter
 from ferry_provider.transfer.manifest import ManifestRow
 from ferry_provider.transfer.manifest_file import parse_rows
 from ferry_provider.transfer.retry import RetryPolicy
-from tests.conftest import GCS_CONN, PROXY_BUCKET, S3_CONN, make_gcs_bucket, make_s3_bucket
+from tests.conftest import PROXY_BUCKET, S3_CONN, bucket_hooks
 from tests.stores import MiB, crc32c_hex, unique_prefix
 
 BUCKET = "ferry-bulk"  # on SeaweedFS and on the GCS emulator
@@ -67,16 +65,7 @@ def corpus() -> dict[str, bytes]:
     return objects
 
 
-@pytest.fixture(scope="module")
-def s3(seaweedfs) -> FerryS3Hook:
-    make_s3_bucket(seaweedfs, BUCKET)
-    return FerryS3Hook(S3_CONN)
-
-
-@pytest.fixture(scope="module")
-def gcs(gcs_endpoint) -> FerryGCSHook:
-    make_gcs_bucket(gcs_endpoint, BUCKET)
-    return FerryGCSHook(GCS_CONN)
+s3, gcs = bucket_hooks(BUCKET)  # module fixtures
 
 
 def seed_all(hook, base: str, objects: dict[str, bytes]) -> None:

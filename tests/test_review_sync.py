@@ -34,7 +34,7 @@ from ferry_provider.hooks.s3 import FerryS3Hook
 from ferry_provider.transfer.bulk import BulkOptions, BulkSummary, bulk_transfer
 from ferry_provider.transfer.manifest import ManifestRow
 from ferry_provider.transfer.manifest_file import parse_rows
-from tests.conftest import GCS_CONN, PROXY_BUCKET, S3_CONN, make_gcs_bucket, make_s3_bucket
+from tests.conftest import PROXY_BUCKET, S3_CONN, bucket_hooks, make_gcs_bucket
 from tests.servers.seaweedfs import S3Endpoint, start_seaweedfs
 from tests.stores import crc32c_hex, unique_prefix
 from tests.test_assume_role import IAM, READER, _aws
@@ -46,16 +46,7 @@ LONG_KEY = "L" * 300 + "/x"  # a 300-byte segment: no Linux file system takes it
 
 
 # -- stores and helpers ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def s3(seaweedfs) -> FerryS3Hook:
-    make_s3_bucket(seaweedfs, BUCKET)
-    return FerryS3Hook(S3_CONN)
-
-
-@pytest.fixture(scope="module")
-def gcs(gcs_endpoint) -> FerryGCSHook:
-    make_gcs_bucket(gcs_endpoint, BUCKET)
-    return FerryGCSHook(GCS_CONN)
+s3, gcs = bucket_hooks(BUCKET)  # module fixtures
 
 
 def s3_put(hook: FerryS3Hook, url: str, data: bytes) -> None:

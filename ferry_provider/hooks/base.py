@@ -447,8 +447,9 @@ class StorageHook(ABC):
             raise SourceChangedError(f"{src} changed since it was examined; nothing was copied", url=src) from exc
 
     def store_identity(self) -> tuple[str, ...] | None:
-        """Where this store is and whose credentials it uses (never the secrets): two hooks with
-        the same identity can copy between each other server-side. None: only with itself."""
+        """Where this store is and whose credentials it uses (never the secrets), as (scheme,
+        endpoint, ..., who): two hooks with the same identity can copy between each other
+        server-side. None: only with itself."""
         return None
 
     def same_store(self, other: StorageHook) -> bool:
@@ -457,6 +458,14 @@ class StorageHook(ABC):
             return True
         mine = self.store_identity()
         return mine is not None and type(other).schemes == type(self).schemes and other.store_identity() == mine
+
+    def same_endpoint(self, other: StorageHook) -> bool:
+        """Whether ``other`` reaches the same store, whoever's credentials it holds (a reader and a
+        writer of one bucket): the same scheme and endpoint."""
+        if self.same_store(other):
+            return True
+        mine, theirs = self.store_identity(), other.store_identity()
+        return mine is not None and theirs is not None and mine[:2] == theirs[:2]
 
     def compose(
         self,

@@ -22,6 +22,7 @@ from ferry_provider.hooks.url import parse_url, redact
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.manifest import OK, SKIP
 from ferry_provider.transfer.manifest_file import parse_rows
+from ferry_provider.transfer.sinks import is_component
 
 OKAY, WAITING, INVALID = "ok", "waiting", "invalid"
 GLOB_CHARS = "*?["
@@ -151,7 +152,7 @@ class ArtifactCheck:
             prefix = prefix[: prefix.rfind("/") + 1]  # the folder: a local listing names whole files
         found = []
         for info in hook.list(prefix):
-            if info.url.endswith("/") or "/.ferry/tmp/" in info.url:
+            if info.url.endswith("/") or is_component(info.url):
                 continue
             if cut == len(pattern) or fnmatch.fnmatchcase(info.url, pattern):
                 found.append(info)

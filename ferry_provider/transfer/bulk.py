@@ -27,7 +27,7 @@ from ferry_provider.hooks.url import ObjectURL, parse_url, redact
 from ferry_provider.transfer import checksums
 from ferry_provider.transfer.copy import PIPELINE_MEMORY, PIPELINE_PART, CopyOptions, copy
 from ferry_provider.transfer.download import DownloadOptions, download
-from ferry_provider.transfer.extraneous import extraneous, ferry_state, place
+from ferry_provider.transfer.extraneous import extraneous, place
 from ferry_provider.transfer.file_mode import publish_mode
 from ferry_provider.transfer.interrupt import Interrupted
 from ferry_provider.transfer.link_controller import START, LinkController
@@ -37,6 +37,7 @@ from ferry_provider.transfer.manifest import ERROR, OK, SKIP, ManifestRow, Trans
 from ferry_provider.transfer.manifest_file import ManifestWriter, done_keys, read_manifest, row_key
 from ferry_provider.transfer.options import TransferOptions
 from ferry_provider.transfer.plan import MiB
+from ferry_provider.transfer.sinks import is_component
 from ferry_provider.transfer.upload import UploadOptions, upload
 
 log = logging.getLogger("ferry_provider.transfer")
@@ -245,7 +246,7 @@ class _Bulk:
             raise InvalidArgumentError("both prefixes are local folders: ferry moves data to, from or between stores")
         if not self.dst.is_local and not destination_hook.capabilities.writable:
             raise InvalidArgumentError(f"destination {self.dst.raw}: this store is read-only")
-        if _same_place(source_hook, destination_hook) and _overlap(self.src, self.dst):
+        if source_hook.same_endpoint(destination_hook) and _overlap(self.src, self.dst):
             raise InvalidArgumentError(
                 f"source {self.src.raw} and destination {self.dst.raw} overlap: objects would be copied onto themselves"
             )
@@ -398,7 +399,7 @@ class _Bulk:
         for item in items:
             url = item.info.url
             # Resolved only for a name like the manifest's: a local path's costs a few stats.
-            if ferry_state(url) or (name and url.endswith(name) and place(url) == where):
+            if is_component(url) or (name and url.endswith(name) and place(url) == where):
                 log.info("%s: Ferry's own file, not transferred", redact(url))
                 continue
             yield item
@@ -564,13 +565,6 @@ class _Bulk:
             return None
         row = ManifestRow(source=redact(item.info.url), destination=destination, start=now(), source_size=existing)
         return row.finish(SKIP, "destination has the same size (size_only); digests not compared")
-
-
-def _same_place(a: StorageHook, b: StorageHook) -> bool:
-    """Whether two hooks reach the same store, whoever's credentials they hold (a reader and a
-    writer of one bucket): the same scheme and endpoint."""
-    mine, theirs = a.store_identity(), b.store_identity()
-    return a.same_store(b) or (mine is not None and theirs is not None and mine[:2] == theirs[:2])
 
 
 def _overlap(a: ObjectURL, b: ObjectURL) -> bool:

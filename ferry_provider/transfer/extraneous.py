@@ -24,14 +24,9 @@ from collections.abc import Iterator
 from ferry_provider.hooks.url import ObjectURL, parse_url
 from ferry_provider.transfer.listing import Listed
 from ferry_provider.transfer.manifest_file import row_key
-from ferry_provider.transfer.sinks import COMPONENT_PREFIX
+from ferry_provider.transfer.sinks import is_component
 
 log = logging.getLogger("ferry_provider.transfer")
-
-
-def ferry_state(url: str) -> bool:
-    """Whether ``url`` is a temporary component Ferry keeps for an upload in progress."""
-    return f"/{COMPONENT_PREFIX}" in url
 
 
 def place(url: str) -> tuple[str, str, str]:
@@ -86,7 +81,7 @@ def extraneous(
     aliases = LinkAliases(destination.key) if destination.is_local else None
     for item in listing:
         url = item.info.url
-        if item.relative.endswith("/") or ferry_state(url):
+        if item.relative.endswith("/") or is_component(url):
             continue
         if not addressable(url):
             log.warning("%r: not deleted: a name with control characters, which Ferry does not address", url)

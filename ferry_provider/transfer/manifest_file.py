@@ -113,13 +113,19 @@ def read_manifest(
     URL the spool an interrupted run left, else the stored object ('' when there is none)."""
     parsed = parse_url(location)
     path = parsed.key if parsed.is_local else spool_path(location, state_dir, create=False)
+    remote = hook_for(location) if hook_for is not None and not parsed.is_local else None
+    return _manifest_text(location, path, remote)
+
+
+def _manifest_text(location: str, path: str, remote: StorageHook | None) -> str:
+    """The rows at ``path`` (a local manifest or a spool), else those stored at ``location``."""
     if os.path.exists(path):
         with open(path, newline="") as f:
             return f.read()
-    if parsed.is_local or hook_for is None:
+    if remote is None:
         return ""
     with contextlib.suppress(NotFoundError):
-        return hook_for(location).read_bytes(location).decode()
+        return remote.read_bytes(location).decode()
     return ""
 
 
@@ -180,22 +186,17 @@ class ManifestWriter:
     def _load(self) -> None:
         """Read what the manifest already holds (a rerun skips its finished rows); for a remote
         manifest, a spool an interrupted run left wins over the uploaded copy, which it extends."""
-        text = ""
-        if os.path.exists(self.path):
-            with open(self.path, newline="") as f:
-                text = f.read()
-            if text and not text.endswith("\n"):
-                # A row cut off by a crash: it was never whole (its object is done again), and
-                # the rows appended next must not continue its line.
-                text = text[: text.rfind("\n") + 1]
-                with open(self.path, "r+", newline="") as f:
-                    f.truncate(len(text.encode()))
-        elif self.remote is not None:
-            with contextlib.suppress(NotFoundError):
-                text = self.remote.read_bytes(self.location).decode()
-            if text:
-                with open(self.path, "w", newline="") as f:
-                    f.write(text)
+        on_disk = os.path.exists(self.path)
+        text = _manifest_text(self.location, self.path, self.remote)
+        if on_disk and text and not text.endswith("\n"):
+            # A row cut off by a crash: it was never whole (its object is done again), and the
+            # rows appended next must not continue its line.
+            text = text[: text.rfind("\n") + 1]
+            with open(self.path, "r+", newline="") as f:
+                f.truncate(len(text.encode()))
+        elif not on_disk and text:  # the stored copy, which the spool now extends
+            with open(self.path, "w", newline="") as f:
+                f.write(text)
         self.done = done_keys(text)
         self._has_content = bool(text.strip())
 

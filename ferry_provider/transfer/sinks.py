@@ -29,6 +29,13 @@ from ferry_provider.transfer.retry import RetryPolicy
 log = logging.getLogger("ferry_provider.transfer")
 
 COMPONENT_PREFIX = ".ferry/tmp/"  # temporary components live here, in the destination bucket
+
+
+def is_component(url: str) -> bool:
+    """Whether ``url`` is a temporary component of an upload (Ferry's state, not data)."""
+    return f"/{COMPONENT_PREFIX}" in url
+
+
 T = TypeVar("T")
 
 
