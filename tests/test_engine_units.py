@@ -19,6 +19,7 @@ from ferry_provider.hooks.errors import InvalidArgumentError, NotFoundError, Tra
 from ferry_provider.transfer import checksums, crc_math
 from ferry_provider.transfer.checkpoint import Checkpoint, tracker_path
 from ferry_provider.transfer.download import DownloadOptions
+from ferry_provider.transfer.local_names import local_destination
 from ferry_provider.transfer.plan import MiB, RangePlan, choose_part_size
 from ferry_provider.transfer.retry import RetryPolicy
 from ferry_provider.transfer.upload import UploadOptions
@@ -406,3 +407,24 @@ def test_debug_log_lines_lose_their_credentials() -> None:
     }
     for line, secret in lines.items():
         assert secret not in redactor.redact(line), line
+
+
+def test_a_key_becomes_a_path_only_through_folders_that_stay_inside(tmp_path) -> None:
+    """Plain folders are looked at one by one; a link anywhere below the root is resolved, and
+    must lead inside it (at any depth, dangling or not)."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "kept").mkdir()
+    outside.mkdir()
+    os.symlink(outside, root / "a" / "out")
+    os.symlink(root / "kept", root / "a" / "in")
+    os.symlink(tmp_path / "nowhere", root / "a" / "dangling")
+    (root / "a" / "file").write_bytes(b"x")
+    real = os.path.realpath(root)
+    assert local_destination(str(root), "a/b/c/d.bin", real) == str(root / "a" / "b" / "c" / "d.bin")
+    assert local_destination(str(root), "a/in/d.bin", real) == str(root / "a" / "in" / "d.bin")
+    for key, target in (("a/out/d.bin", outside), ("a/out/x/y/d.bin", outside), ("a/dangling/d.bin", "nowhere")):
+        with pytest.raises(InvalidArgumentError, match=f"key '{key}' .* leads outside it .*{os.path.basename(target)}"):
+            local_destination(str(root), key, real)
+    # A file where a folder must be is not an escape: the transfer reports the clash.
+    assert local_destination(str(root), "a/file/d.bin", real) == str(root / "a" / "file" / "d.bin")

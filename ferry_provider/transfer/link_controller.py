@@ -8,6 +8,13 @@ process is not CPU-bound; it stops adding when another step no longer pays, halv
 (HTTP 503 SlowDown, 429), and never goes past its maximum (an option, and the memory budget divided
 by the per-connection buffer). It only decides; the part pool asks it how many parts may run.
 
+A controller given a ``fewest`` below its start also steps down: when growing did not pay or
+the process is CPU-bound at the start, it halves while the rate holds (within 5 %), and stops at
+the last level that held. Many small objects in flight are such a case: on a busy machine each
+thread in flight adds GIL hand-offs and context switches, not bytes (loopback, 64 KiB objects: 4
+in flight moved 10-20 % more objects a second than 16), while on a link with a long round trip the
+first halving loses half the rate and is undone.
+
 A window opens only once every connection of the current level has delivered bytes (counted by
 the threads that report them), so the time new connections spend connecting and waiting for their
 first byte is not read as a slower link. It closes only at the end of a round (each connection
@@ -39,6 +46,7 @@ log = logging.getLogger("ferry_provider.transfer")
 # a transfer of a few seconds spent a third of its time finding its level.
 START = 16
 GAIN_TO_GROW = 1.10  # another step must raise the rate by 10 % to be worth its connections
+HOLD_TO_SHRINK = 0.95  # a step down must keep 95 % of the best rate to be kept (it frees threads)
 CPU_BOUND = 0.85  # share of the cores in use above which more connections only add contention
 
 
@@ -46,6 +54,7 @@ CPU_BOUND = 0.85  # share of the cores in use above which more connections only 
 class LinkController:
     start: int = START
     maximum: int = 32
+    fewest: int = 0  # the level it may step down to (0: the start; it never goes below it)
     window_bytes: int = 8 << 20  # decide after this many bytes...
     window_seconds: float = 0.2  # ...and at least this long, once the level's connections all run
     cores: int = 1
@@ -57,6 +66,7 @@ class LinkController:
     history: list[tuple[int, float]] = field(default_factory=list, init=False)  # (limit, rate) per window
     _best: float = field(default=0.0, init=False)
     _best_limit: int = field(default=1, init=False)
+    _shrinking: bool = field(default=False, init=False)
     _throttled_at: float | None = field(default=None, init=False)
     _reporters: set[int] = field(default_factory=set, init=False)  # threads heard from, this level or window
     _bytes: int = field(default=0, init=False)
@@ -68,6 +78,7 @@ class LinkController:
     def __post_init__(self) -> None:
         self.maximum = max(1, self.maximum)
         self.limit = max(1, min(self.start, self.maximum))
+        self.fewest = min(self.limit, self.fewest or self.limit)
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from the reporting thread) whenever the limit changes."""
@@ -109,15 +120,18 @@ class LinkController:
 
     def _decide(self, rate: float, busy: float) -> None:
         self.history.append((self.limit, rate))
+        if self._shrinking:
+            self._decide_down(rate)
+            return
         if self._best and rate < self._best * GAIN_TO_GROW:
             # The last step did not pay: back to the fewest connections that reached the best rate.
             self.limit = self._best_limit
-            self._settle(f"settled at {self.limit} ({self._best / 2**20:.1f} MiB/s)")
+            self._settle_or_shrink(f"settled at {self.limit} ({self._best / 2**20:.1f} MiB/s)")
             return
         if rate > self._best:
             self._best, self._best_limit = rate, self.limit
         if busy >= CPU_BOUND:
-            self._settle(f"settled at {self.limit}: CPU-bound ({busy:.0%} of the cores)")
+            self._settle_or_shrink(f"settled at {self.limit}: CPU-bound ({busy:.0%} of the cores)")
         elif self.limit >= self.maximum:
             self._settle(f"at the maximum, {self.limit} ({rate / 2**20:.1f} MiB/s)")
         else:
@@ -125,6 +139,27 @@ class LinkController:
             # and a transfer of a few seconds has only a few windows to find its level in.
             self.limit = min(self.maximum, self.limit * 2)
             log.info("%s: growing to %d (%.1f MiB/s with %d)", self.what, self.limit, rate / 2**20, self.history[-1][0])
+
+    def _settle_or_shrink(self, why: str) -> None:
+        """Settle, unless the best level is still the first and may go lower: then try half of it."""
+        if self._best_limit == self.history[0][0] and self.limit > self.fewest:
+            self._shrinking = True
+            self.limit = max(self.fewest, self.limit // 2)
+            log.info("%s: trying %d (%.1f MiB/s with %d)", self.what, self.limit, self._best / 2**20, self._best_limit)
+        else:
+            self._settle(why)
+
+    def _decide_down(self, rate: float) -> None:
+        if rate < self._best * HOLD_TO_SHRINK:  # fewer lost speed: back to the last level that held
+            self.limit = self._best_limit
+            self._settle(f"settled at {self.limit} ({self._best / 2**20:.1f} MiB/s; fewer were slower)")
+            return
+        self._best, self._best_limit = max(self._best, rate), self.limit
+        if self.limit <= self.fewest:
+            self._settle(f"settled at {self.limit}, the fewest ({rate / 2**20:.1f} MiB/s)")
+        else:
+            self.limit = max(self.fewest, self.limit // 2)
+            log.info("%s: trying %d (%.1f MiB/s with %d)", self.what, self.limit, rate / 2**20, self.history[-1][0])
 
     def _settle(self, why: str) -> None:
         self.settled = True

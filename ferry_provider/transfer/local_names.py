@@ -8,6 +8,7 @@ not be silently renamed either. Such keys are refused (the object gets an ``erro
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 
 from ferry_provider.hooks.errors import InvalidArgumentError
@@ -41,8 +42,27 @@ def local_destination(root: str, relative: str, real_root: str = "") -> str:
     path = os.path.join(root, *segments)
     if len(os.fsencode(path)) >= PATH_MAX:
         raise refuse(f"the path would be longer than {PATH_MAX} bytes")
-    _check_no_escape(root, path, real_root, refuse)
+    _check_folders(root, segments[:-1], path, real_root, refuse)
     return path
+
+
+def _check_folders(
+    root: str, folders: list[str], path: str, real_root: str, refuse: Callable[[str], InvalidArgumentError]
+) -> None:
+    """The folders of ``path`` below ``root`` that exist, looked at one by one from ``root``:
+    plain folders need nothing more (one lstat each, where resolving the whole path costs one per
+    component from ``/``: a bulk run asks this for every object); at a symbolic link, or anything
+    odd, the whole path is resolved (``_check_no_escape``)."""
+    at = root
+    for folder in folders:
+        at = os.path.join(at, folder)
+        try:
+            mode = os.lstat(at).st_mode
+        except OSError:  # nothing deeper exists: it will be made below what was checked
+            return
+        if not stat.S_ISDIR(mode):  # a link, or a file where a folder must be (the transfer says so)
+            _check_no_escape(root, path, real_root, refuse)
+            return
 
 
 def _check_no_escape(root: str, path: str, real_root: str, refuse: Callable[[str], InvalidArgumentError]) -> None:
