@@ -144,8 +144,7 @@ class LinkController:
         """Settle, unless the best level is still the first and may go lower: then try half of it."""
         if self._best_limit == self.history[0][0] and self.limit > self.fewest:
             self._shrinking = True
-            self.limit = max(self.fewest, self.limit // 2)
-            log.info("%s: trying %d (%.1f MiB/s with %d)", self.what, self.limit, self._best / 2**20, self._best_limit)
+            self._try_half(self._best, self._best_limit)
         else:
             self._settle(why)
 
@@ -158,8 +157,11 @@ class LinkController:
         if self.limit <= self.fewest:
             self._settle(f"settled at {self.limit}, the fewest ({rate / 2**20:.1f} MiB/s)")
         else:
-            self.limit = max(self.fewest, self.limit // 2)
-            log.info("%s: trying %d (%.1f MiB/s with %d)", self.what, self.limit, rate / 2**20, self.history[-1][0])
+            self._try_half(rate, self.limit)
+
+    def _try_half(self, rate: float, level: int) -> None:
+        self.limit = max(self.fewest, level // 2)
+        log.info("%s: trying %d (%.1f MiB/s with %d)", self.what, self.limit, rate / 2**20, level)
 
     def _settle(self, why: str) -> None:
         self.settled = True
