@@ -428,3 +428,20 @@ def test_a_key_becomes_a_path_only_through_folders_that_stay_inside(tmp_path) ->
             local_destination(str(root), key, real)
     # A file where a folder must be is not an escape: the transfer reports the clash.
     assert local_destination(str(root), "a/file/d.bin", real) == str(root / "a" / "file" / "d.bin")
+
+
+def test_the_retry_policy_tells_of_throttled_attempts_only() -> None:
+    heard: list[int] = []
+    answers = iter(
+        [TransientError("503 SlowDown"), TransientError("connection reset"), TransientError("x", retry_after=0.0)]
+    )
+
+    def call() -> str:
+        answer = next(answers, None)
+        if answer is not None:
+            raise answer
+        return "done"
+
+    policy = RetryPolicy(attempts=4, initial_wait=0.001, max_wait=0.001, on_throttle=lambda: heard.append(1))
+    assert policy.run(call, what="t") == "done"
+    assert len(heard) == 2  # the SlowDown and the Retry-After; not the reset

@@ -78,6 +78,13 @@ class TransientError(FerryError):
         super().__init__(message, url=url)
         self.retry_after = retry_after
 
+    def is_throttle(self) -> bool:
+        """The store asked to slow down (503 SlowDown, 429, or any answer with Retry-After)."""
+        return self.retry_after is not None or any(sign in str(self) for sign in THROTTLE_SIGNS)
+
+
+THROTTLE_SIGNS = ("SlowDown", "TooManyRequests", "RequestLimitExceeded", "503", "429")
+
 
 class TruncatedBodyError(TransientError):
     """The connection closed before the announced number of bytes arrived."""

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ferry_provider.hooks.base import ObjectInfo, StorageHook
@@ -560,6 +560,8 @@ class _Bulk:
         options = self._options.get(parallelism)
         if options is None:
             common = {**self._common, "parallelism": parallelism, "adaptive": False}  # the budget decides
+            if self._link is not None:  # a throttled request lowers the objects in flight
+                common["retry"] = replace(self.opts.retry, on_throttle=self._throttled)
             if self.kind == "download":
                 options = DownloadOptions(**common, file_mode=self._file_mode)
             elif self.kind == "upload":
@@ -568,6 +570,10 @@ class _Bulk:
                 options = CopyOptions(**common, server_side=self.opts.server_side)
             self._options[parallelism] = options
         return options
+
+    def _throttled(self) -> None:
+        if self._link is not None:
+            self._link.throttled(time.monotonic())
 
     def _size_only_skip(self, item: Listed, destination: str) -> ManifestRow | None:
         """With size_only, an existing destination of the same size is a skip."""

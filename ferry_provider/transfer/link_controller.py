@@ -54,7 +54,7 @@ CPU_BOUND = 0.85  # share of the cores in use above which more connections only 
 class LinkController:
     start: int = START
     maximum: int = 32
-    fewest: int = 0  # the level it may step down to (0: the start; it never goes below it)
+    fewest: int = 0  # the level the rate may step it down to (0: the start); a throttle halves below it
     window_bytes: int = 8 << 20  # decide after this many bytes...
     window_seconds: float = 0.2  # ...and at least this long, once the level's connections all run
     cores: int = 1
@@ -194,15 +194,12 @@ def link_controller_for(opts: Any, per_connection: int = 0, budget: int = 0) -> 
     return LinkController(start=min(START, maximum), maximum=maximum, cores=os.cpu_count() or 1)
 
 
-THROTTLE_SIGNS = ("SlowDown", "TooManyRequests", "RequestLimitExceeded", "503", "429")
-
-
 @contextmanager
 def throttle_watch(controller: LinkController | None) -> Iterator[None]:
     """Tell ``controller`` when a request inside was throttled (503 SlowDown, 429)."""
     try:
         yield
     except TransientError as exc:
-        if controller is not None and (exc.retry_after is not None or any(s in str(exc) for s in THROTTLE_SIGNS)):
+        if controller is not None and exc.is_throttle():
             controller.throttled(time.monotonic())
         raise

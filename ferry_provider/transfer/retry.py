@@ -2,6 +2,8 @@
 
 Only TransientError is retried (connection failures, timeouts, 429 and 5xx, short bodies); a
 server's Retry-After wins over the computed wait. The final error says how many attempts ran.
+``on_throttle`` is told of every attempt the store throttled: a bulk run lowers the number of
+objects in flight on it (each object's own requests have no controller of their own).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ class RetryPolicy:
     attempts: int = 5
     initial_wait: float = 0.5
     max_wait: float = 20.0
+    on_throttle: Callable[[], None] | None = None
 
     def run(self, fn: Callable[[], T], *, what: str, stop: threading.Event | None = None) -> T:
         """Call ``fn`` until it succeeds or attempts run out; re-raise the last error, annotated.
 
         With ``stop``, the wait between attempts ends as soon as it is set (the transfer failed
         elsewhere or was interrupted) and Stopped is raised instead of trying again."""
+        if self.on_throttle is not None:
+            fn = self._telling_throttles(fn, self.on_throttle)
         try:
             # The first attempt runs bare: building tenacity's machinery for every request cost
             # a bulk run of small objects 8 % of its interpreter time. Only a failure pays it.
@@ -72,3 +77,15 @@ class RetryPolicy:
         except TransientError as exc:
             exc.args = (f"{what}: gave up after {self.attempts} attempts: {exc}",)
             raise
+
+    @staticmethod
+    def _telling_throttles(fn: Callable[[], T], on_throttle: Callable[[], None]) -> Callable[[], T]:
+        def attempt() -> T:
+            try:
+                return fn()
+            except TransientError as exc:
+                if exc.is_throttle():
+                    on_throttle()
+                raise
+
+        return attempt
