@@ -71,33 +71,28 @@ def test_a_cpu_bound_process_stops_growing() -> None:
     assert c.settled and c.limit == 4
 
 
-def test_given_a_floor_it_steps_down_while_fewer_lose_nothing() -> None:
-    """Many small objects on a busy machine: each one more in flight costs hand-offs, not
-    bytes. From 16, 32 does not pay; 8 and then 4 are faster; 4 is the fewest allowed."""
-    clocks = Clocks()
-    rates = {4: 60, 8: 56, 16: 48, 32: 46}
-    c = drive(clocks, clocks.controller(start=16, maximum=64, fewest=4), lambda n: rates[n] * MiB, lambda n: 0.5, 5)
-    assert c.settled and c.limit == 4
-    assert [limit for limit, _ in c.history] == [16, 32, 8, 4]
-
-
-def test_stepping_down_stops_at_the_last_level_that_held_the_rate() -> None:
-    """Within 5 % of the best is held (8 here); a step that loses more is undone (4 here)."""
-    clocks = Clocks()
-    rates = {4: 40, 8: 48.5, 16: 50, 32: 51}
-    c = drive(clocks, clocks.controller(start=16, maximum=64, fewest=2), lambda n: rates[n] * MiB, lambda n: 0.5, 5)
-    assert c.settled and c.limit == 8
-    assert [limit for limit, _ in c.history] == [16, 32, 8, 4]
-
-
-def test_a_link_with_a_long_round_trip_is_not_stepped_down() -> None:
-    """A link that 16 connections fill (32 add nothing): 8 give half, so it goes back to 16."""
+@pytest.mark.parametrize(
+    ("rate_of", "fewest", "settled_at", "levels"),
+    [
+        # Many small objects on a busy machine: each one more in flight costs hand-offs, not
+        # bytes. From 16, 32 does not pay; 8 and then 4 are faster; 4 is the fewest allowed.
+        (lambda n: {4: 60, 8: 56, 16: 48, 32: 46}[n], 4, 4, [16, 32, 8, 4]),
+        # Within 5 % of the best is held (8 here); a step that loses more is undone (4 here).
+        (lambda n: {4: 40, 8: 48.5, 16: 50, 32: 51}[n], 2, 8, [16, 32, 8, 4]),
+        # A link that 16 connections fill (32 add nothing): 8 give half, so it goes back to 16.
+        (lambda n: min(35 * n, 500), 4, 16, [16, 32, 8]),
+    ],
+    ids=["fewer-lose-nothing", "stops-where-the-rate-held", "long-round-trip-undone"],
+)
+def test_given_a_floor_it_steps_down_while_fewer_lose_nothing(
+    rate_of: Callable[[int], float], fewest: int, settled_at: int, levels: list[int]
+) -> None:
     clocks = Clocks()
     c = drive(
-        clocks, clocks.controller(start=16, maximum=64, fewest=4), lambda n: min(35 * n, 500) * MiB, lambda n: 0.2, 5
+        clocks, clocks.controller(start=16, maximum=64, fewest=fewest), lambda n: rate_of(n) * MiB, lambda n: 0.5, 5
     )
-    assert c.settled and c.limit == 16
-    assert [limit for limit, _ in c.history] == [16, 32, 8]
+    assert c.settled and c.limit == settled_at
+    assert [limit for limit, _ in c.history] == levels
 
 
 def test_growth_that_paid_is_never_stepped_down() -> None:

@@ -25,7 +25,7 @@ from ferry_provider.transfer.local_names import local_destination
 from ferry_provider.transfer.manifest import ManifestRow
 from tests.conftest import PROXY_BUCKET, bucket_hooks
 from tests.stores import unique_prefix
-from tests.test_bulk import FAST_RETRY, seed_all
+from tests.test_bulk import FAST_RETRY, seed_all, snapshot
 from tests.test_link_controller import Clocks, drive
 from tests.test_review_bulk import bounded
 from tests.test_review_link import SLOWDOWN
@@ -37,22 +37,6 @@ s3, gcs = bucket_hooks(BUCKET)  # module fixtures
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def snapshot(folder: str) -> dict[str, object]:
-    """Every entry below ``folder`` (links not followed): path -> bytes, 'dir' or the link target."""
-    out: dict[str, object] = {}
-    for here, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            path = os.path.join(here, name)
-            if os.path.islink(path):
-                out[path] = ("link", os.readlink(path))
-            elif os.path.isdir(path):
-                out[path] = "dir"
-            else:
-                with open(path, "rb") as f:
-                    out[path] = f.read()
-    return out
-
-
 def plant(tmp_path) -> tuple[str, str, dict[str, bool]]:
     """A destination with links of every kind inside, and a folder outside it.
     Returns (root, outside, {key: may be written}) for keys going through each link."""
@@ -159,7 +143,7 @@ def test_a_bulk_download_writes_nothing_outside_through_planted_links(s3, tmp_pa
     base = f"s3://{BUCKET}/{unique_prefix()}links/"
     data = {key: f"bytes of {key}".encode() * 50 for key in keys}
     seed_all(s3, base, data)
-    before_out = snapshot(outside)
+    before_out = snapshot(outside, root)
     before_parent = sorted(os.listdir(tmp_path))
     for _ in range(2):
         rows: list[ManifestRow] = []
@@ -182,7 +166,7 @@ def test_a_bulk_download_writes_nothing_outside_through_planted_links(s3, tmp_pa
                     assert f.read() == data[key]
             else:
                 assert results[key] == "error", (key, results[key])
-        assert snapshot(outside) == before_out
+        assert snapshot(outside, root) == before_out
         assert sorted(os.listdir(tmp_path)) == before_parent  # nothing beside the destination
 
 
