@@ -462,8 +462,6 @@ class StorageHook(ABC):
     def same_endpoint(self, other: StorageHook) -> bool:
         """Whether ``other`` reaches the same store, whoever's credentials it holds (a reader and a
         writer of one bucket): the same scheme and endpoint."""
-        if self.same_store(other):
-            return True
         mine, theirs = self.store_identity(), other.store_identity()
         return mine is not None and theirs is not None and mine[:2] == theirs[:2]
 

@@ -560,8 +560,9 @@ class _Bulk:
         options = self._options.get(parallelism)
         if options is None:
             common = {**self._common, "parallelism": parallelism, "adaptive": False}  # the budget decides
-            if self._link is not None:  # a throttled request lowers the objects in flight
-                common["retry"] = replace(self.opts.retry, on_throttle=self._throttled)
+            link = self._link
+            if link is not None:  # a throttled request lowers the objects in flight
+                common["retry"] = replace(self.opts.retry, on_throttle=lambda: link.throttled(time.monotonic()))
             if self.kind == "download":
                 options = DownloadOptions(**common, file_mode=self._file_mode)
             elif self.kind == "upload":
@@ -570,10 +571,6 @@ class _Bulk:
                 options = CopyOptions(**common, server_side=self.opts.server_side)
             self._options[parallelism] = options
         return options
-
-    def _throttled(self) -> None:
-        if self._link is not None:
-            self._link.throttled(time.monotonic())
 
     def _size_only_skip(self, item: Listed, destination: str) -> ManifestRow | None:
         """With size_only, an existing destination of the same size is a skip."""
@@ -684,10 +681,11 @@ def _same(a: ObjectInfo, b: ObjectInfo, size_only: bool) -> bool:
 def _local_digest_matches(local: ObjectInfo, stored: ObjectInfo) -> bool:
     """Whether a local file has the whole-object digest the store states (computed from the file,
     as the real run's skip check does); False where there is none to compare."""
-    if not parse_url(local.url).is_local or parse_url(stored.url).is_local:
+    path = parse_url(local.url)
+    if not path.is_local or parse_url(stored.url).is_local:
         return False
     for name in ("crc32c", "md5"):
         value = getattr(stored, name)
         if value and "-" not in value:
-            return checksums.file_digest(parse_url(local.url).key, name) == value
+            return checksums.file_digest(path.key, name) == value
     return False

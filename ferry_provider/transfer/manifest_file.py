@@ -172,8 +172,8 @@ class ManifestWriter:
         # One run per manifest: two would each write rows for the objects both did (a local
         # file), or one would upload the spool and delete it under the other (an object URL).
         # The second fails at once, naming the holder.
-        self._spool_lock: WriterLock | None = WriterLock(self.path + LOCK_SUFFIX, f"manifest {location}")
-        self._spool_lock.acquire()
+        self._writer_lock: WriterLock | None = WriterLock(self.path + LOCK_SUFFIX, f"manifest {location}")
+        self._writer_lock.acquire()
         self._lock = threading.Lock()
         self.done: set[bytes] = set()
         try:
@@ -224,9 +224,9 @@ class ManifestWriter:
             self._release()
 
     def _release(self) -> None:
-        if self._spool_lock is not None:
-            self._spool_lock.release()
-            self._spool_lock = None
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+            self._writer_lock = None
 
 
 def content_type_of(fmt: str) -> str:
