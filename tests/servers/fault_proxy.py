@@ -296,9 +296,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if error_body:
                 self.send_header("Content-Type", proxy.faults.error_content_type)
             self.send_header("Content-Length", str(len(error_body)))
+            # Recorded before the answer leaves (end_headers sends it): a client that returns on
+            # it must find it in the records, not race the proxy's thread to them.
+            self._record(status, len(error_body))
             self.end_headers()
             self.wfile.write(error_body)
-            self._record(status, len(error_body))
             return
         stall = proxy._take("stall", self.path, self.command)
         if stall and proxy.faults.stall_at_byte is None:
